@@ -1,0 +1,477 @@
+/* cgrad.h - tensors, differentiable ops, gradient tapes and custom gradients in C11.
+ *
+ * Conventions
+ * -----------
+ * Prefix     Every public name starts with cg_ (types, functions) or CG_ (constants).
+ * Objects    cg_tensor, cg_tape, cg_var and cg_node are opaque; use the accessors below.
+ *            Tensors are immutable once an op has produced them: ops return new tensors.
+ * Ownership  One rule: a function that returns a new cg_tensor* hands you one reference.
+ *            If a scope is open (cg_scope_begin) the innermost scope holds that reference
+ *            and drops it at cg_scope_end; cg_keep(t) moves it to the enclosing scope (or to
+ *            you when no scope encloses it). With no scope open you own it: cg_release(t).
+ *            cg_retain(t) adds a reference you must release. Pointers a function calls
+ *            "borrowed" are valid as long as the object they came from.
+ * Errors     Functions return cg_status (CG_OK == 0) or a pointer that is NULL on error.
+ *            cg_last_status() and cg_last_error() give the code and a message naming the op
+ *            and the shapes, e.g. "MatMul: inner dimensions differ: [2,3] x [4,5]". An op
+ *            given a NULL input returns NULL and keeps the first error, so a chain of calls
+ *            reports its cause. Nothing here aborts or exits on bad input, and a failed call
+ *            leaves every existing object valid.
+ * Threads    Registration is global and thread-safe. Scopes, tapes, gradient overrides,
+ *            recording pauses and the last error belong to the calling thread.
+ * dtypes     No implicit promotion: binary ops need equal dtypes; use cg_cast, cg_scalar.
+ */
+#ifndef CGRAD_H
+#define CGRAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && !defined(CG_NO_VISIBILITY)
+#define CG_API __attribute__((visibility("default")))
+#else
+#define CG_API
+#endif
+
+/* ======================================================================================
+ * Basic types
+ * ==================================================================================== */
+
+#define CG_MAX_DIMS 8     /* most dimensions a tensor may have                          */
+#define CG_MAX_OUTPUTS 16 /* most outputs one op (or custom gradient) may produce       */
+
+typedef enum { CG_F32 = 0, CG_F64, CG_I32, CG_I64, CG_BOOL, CG_NUM_DTYPES } cg_dtype;
+
+typedef enum {
+  CG_OK = 0,
+  CG_EINVAL,    /* bad argument: NULL, negative size, bad attribute                     */
+  CG_EDTYPE,    /* wrong or mismatched dtype                                            */
+  CG_ESHAPE,    /* shapes that do not fit or broadcast                                  */
+  CG_ERANGE,    /* axis, index or permutation out of range                              */
+  CG_ENOMEM,    /* allocation failed, or a size overflows                               */
+  CG_ENOTFOUND, /* unknown op, gradient or symbol                                       */
+  CG_EEXIST,    /* a name registered twice                                              */
+  CG_ENOGRAD,   /* no gradient registered for an op on the path                         */
+  CG_ESTATE,    /* misuse of state: empty override stack, scope out of order, used tape */
+  CG_EUSER,     /* a user callback failed or broke its contract                         */
+  CG_EIO,       /* file or dynamic-library error                                        */
+  CG_ECHECK     /* a gradient check found a mismatch                                    */
+} cg_status;
+
+typedef struct cg_tensor cg_tensor;
+typedef struct cg_node cg_node;
+typedef struct cg_tape cg_tape;
+typedef struct cg_var cg_var;
+typedef struct cg_ctx cg_ctx;
+
+/* ======================================================================================
+ * Errors
+ * ==================================================================================== */
+
+CG_API cg_status cg_last_status(void);       /* code of the last error on this thread   */
+CG_API const char *cg_last_error(void);      /* its message ("" when none)              */
+CG_API void cg_clear_error(void);
+CG_API const char *cg_status_name(cg_status s); /* "CG_ESHAPE"                          */
+CG_API cg_status cg_status_of(const cg_tensor *t); /* CG_OK if t, else the last error   */
+/* Set the thread's error (for user ops and gradients); returns s. printf-style message. */
+CG_API cg_status cg_set_error(cg_status s, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* ======================================================================================
+ * Tensors: creation, access, lifetime
+ * ==================================================================================== */
+
+CG_API const char *cg_dtype_name(cg_dtype d); /* "f32", "f64", "i32", "i64", "bool"     */
+CG_API size_t cg_dtype_size(cg_dtype d);       /* bytes per element                      */
+CG_API int cg_dtype_is_float(cg_dtype d);
+
+/* A new tensor whose elements are copied from data (row-major, dtype's C type:
+ * float, double, int32_t, int64_t, uint8_t for bool). ndim 0 is a scalar. */
+CG_API cg_tensor *cg_tensor_from(cg_dtype d, int ndim, const int64_t *shape, const void *data);
+CG_API cg_tensor *cg_zeros(cg_dtype d, int ndim, const int64_t *shape);
+CG_API cg_tensor *cg_ones(cg_dtype d, int ndim, const int64_t *shape);
+CG_API cg_tensor *cg_fill(cg_dtype d, int ndim, const int64_t *shape, double value);
+CG_API cg_tensor *cg_scalar(cg_dtype d, double value);          /* rank-0 constant       */
+CG_API cg_tensor *cg_scalar_like(const cg_tensor *t, double value); /* same dtype as t  */
+/* [start, start+step, ...) up to but excluding stop; step may be negative, never 0. */
+CG_API cg_tensor *cg_arange(cg_dtype d, double start, double stop, double step);
+/* Seeded random numbers: the same seed gives the same numbers on every machine. */
+CG_API cg_tensor *cg_random_uniform(cg_dtype d, int ndim, const int64_t *shape, double lo,
+                                    double hi, uint64_t seed);
+CG_API cg_tensor *cg_random_normal(cg_dtype d, int ndim, const int64_t *shape, double mean,
+                                   double stddev, uint64_t seed);
+
+CG_API cg_dtype cg_tensor_dtype(const cg_tensor *t);
+CG_API int cg_tensor_ndim(const cg_tensor *t);
+CG_API const int64_t *cg_tensor_shape(const cg_tensor *t); /* borrowed, ndim entries    */
+CG_API int64_t cg_tensor_dim(const cg_tensor *t, int axis); /* negative axis from end   */
+CG_API int64_t cg_tensor_size(const cg_tensor *t);          /* number of elements       */
+CG_API void *cg_tensor_data(const cg_tensor *t); /* borrowed; contiguous row-major       */
+CG_API double cg_tensor_get(const cg_tensor *t, int64_t flat_index); /* any dtype, as double */
+CG_API double cg_item(const cg_tensor *t); /* the single element of a size-1 tensor      */
+/* Copy every element, converted to double, into out (n elements at most); returns count. */
+CG_API int64_t cg_tensor_to_f64(const cg_tensor *t, double *out, int64_t n);
+
+CG_API cg_tensor *cg_retain(cg_tensor *t);  /* one more reference; returns t            */
+CG_API void cg_release(cg_tensor *t);       /* drop a reference; NULL is ignored        */
+
+/* NumPy-like text: "tensor([[1., 2.], [3., 4.]], dtype=f32)" */
+CG_API void cg_print(const cg_tensor *t);
+CG_API void cg_fprint(FILE *f, const cg_tensor *t);
+/* "[2,3]" into buf (at most n bytes); returns buf. */
+CG_API char *cg_shape_str(const cg_tensor *t, char *buf, size_t n);
+
+/* ======================================================================================
+ * Scopes
+ * ==================================================================================== */
+
+typedef int cg_scope;
+CG_API cg_scope cg_scope_begin(void);
+/* Drops every reference the scope holds. Scopes end in reverse order of beginning;
+ * ending another is CG_ESTATE and changes nothing. */
+CG_API cg_status cg_scope_end(cg_scope s);
+/* Moves t out of the innermost scope into the enclosing one (or to you). Returns t. */
+CG_API cg_tensor *cg_keep(cg_tensor *t);
+
+/* ======================================================================================
+ * Attributes (op parameters, by name)
+ * ==================================================================================== */
+
+#define CG_ATTR_MAX 8
+#define CG_ATTR_INTS_MAX 16
+typedef enum { CG_ATTR_NONE = 0, CG_ATTR_INT, CG_ATTR_INTS, CG_ATTR_FLOAT } cg_attr_kind;
+typedef struct {
+  char name[16];
+  cg_attr_kind kind;
+  int n;                          /* number of ints held                                */
+  int64_t ints[CG_ATTR_INTS_MAX];
+  double f;
+} cg_attr;
+/* A plain value: declare `cg_attrs a = {0};` and fill it with the setters. */
+typedef struct {
+  int n;
+  cg_attr items[CG_ATTR_MAX];
+} cg_attrs;
+CG_API cg_status cg_attrs_set_int(cg_attrs *a, const char *name, int64_t v);
+CG_API cg_status cg_attrs_set_ints(cg_attrs *a, const char *name, const int64_t *v, int n);
+CG_API cg_status cg_attrs_set_float(cg_attrs *a, const char *name, double v);
+CG_API const cg_attr *cg_attrs_find(const cg_attrs *a, const char *name);
+
+/* ======================================================================================
+ * Ops. One line of math each; x, a, b are tensors. Element-wise unary ops keep shape and
+ * dtype; binary ops broadcast NumPy-style and need equal dtypes.
+ * ==================================================================================== */
+
+/* --- unary ---------------------------------------------------------------------------- */
+CG_API cg_tensor *cg_neg(cg_tensor *x);        /* -x                                     */
+CG_API cg_tensor *cg_abs(cg_tensor *x);        /* |x|                                    */
+CG_API cg_tensor *cg_sign(cg_tensor *x);       /* -1, 0 or 1                             */
+CG_API cg_tensor *cg_exp(cg_tensor *x);        /* e^x                                    */
+CG_API cg_tensor *cg_log(cg_tensor *x);        /* ln x                                   */
+CG_API cg_tensor *cg_log1p(cg_tensor *x);      /* ln(1+x)                                */
+CG_API cg_tensor *cg_expm1(cg_tensor *x);      /* e^x - 1                                */
+CG_API cg_tensor *cg_sqrt(cg_tensor *x);       /* x^(1/2)                                */
+CG_API cg_tensor *cg_rsqrt(cg_tensor *x);      /* x^(-1/2)                               */
+CG_API cg_tensor *cg_square(cg_tensor *x);     /* x^2                                    */
+CG_API cg_tensor *cg_reciprocal(cg_tensor *x); /* 1/x                                    */
+CG_API cg_tensor *cg_sin(cg_tensor *x);        /* sin x                                  */
+CG_API cg_tensor *cg_cos(cg_tensor *x);        /* cos x                                  */
+CG_API cg_tensor *cg_tanh(cg_tensor *x);       /* tanh x                                 */
+CG_API cg_tensor *cg_sigmoid(cg_tensor *x);    /* 1/(1+e^-x)                             */
+CG_API cg_tensor *cg_relu(cg_tensor *x);       /* max(x, 0)                              */
+CG_API cg_tensor *cg_leaky_relu(cg_tensor *x, double alpha); /* x>0 ? x : alpha*x       */
+CG_API cg_tensor *cg_elu(cg_tensor *x);        /* x>0 ? x : e^x-1                        */
+CG_API cg_tensor *cg_softplus(cg_tensor *x);   /* ln(1+e^x), stable for |x| large        */
+CG_API cg_tensor *cg_floor(cg_tensor *x);      /* floor x                                */
+CG_API cg_tensor *cg_ceil(cg_tensor *x);       /* ceil x                                 */
+CG_API cg_tensor *cg_round(cg_tensor *x);      /* nearest, ties to even                  */
+
+/* --- binary (broadcasting) -------------------------------------------------------------- */
+CG_API cg_tensor *cg_add(cg_tensor *a, cg_tensor *b);      /* a + b                       */
+CG_API cg_tensor *cg_sub(cg_tensor *a, cg_tensor *b);      /* a - b                       */
+CG_API cg_tensor *cg_mul(cg_tensor *a, cg_tensor *b);      /* a * b                       */
+CG_API cg_tensor *cg_div(cg_tensor *a, cg_tensor *b);      /* a / b                       */
+CG_API cg_tensor *cg_pow(cg_tensor *a, cg_tensor *b);      /* a ^ b                       */
+CG_API cg_tensor *cg_maximum(cg_tensor *a, cg_tensor *b);  /* max(a, b)                   */
+CG_API cg_tensor *cg_minimum(cg_tensor *a, cg_tensor *b);  /* min(a, b)                   */
+CG_API cg_tensor *cg_squared_difference(cg_tensor *a, cg_tensor *b); /* (a - b)^2         */
+/* comparisons and logic give bool and have no gradient */
+CG_API cg_tensor *cg_equal(cg_tensor *a, cg_tensor *b);         /* a == b                */
+CG_API cg_tensor *cg_not_equal(cg_tensor *a, cg_tensor *b);     /* a != b                */
+CG_API cg_tensor *cg_less(cg_tensor *a, cg_tensor *b);          /* a < b                 */
+CG_API cg_tensor *cg_less_equal(cg_tensor *a, cg_tensor *b);    /* a <= b                */
+CG_API cg_tensor *cg_greater(cg_tensor *a, cg_tensor *b);       /* a > b                 */
+CG_API cg_tensor *cg_greater_equal(cg_tensor *a, cg_tensor *b); /* a >= b                */
+CG_API cg_tensor *cg_logical_and(cg_tensor *a, cg_tensor *b);   /* a && b (bool)         */
+CG_API cg_tensor *cg_logical_or(cg_tensor *a, cg_tensor *b);    /* a || b (bool)         */
+CG_API cg_tensor *cg_logical_not(cg_tensor *x);                 /* !x (bool)             */
+CG_API cg_tensor *cg_where(cg_tensor *cond, cg_tensor *a, cg_tensor *b); /* cond ? a : b, all broadcast */
+
+/* --- reductions: axes NULL or n_axes 0 reduce every axis; negative axes count from the end */
+CG_API cg_tensor *cg_sum(cg_tensor *x, const int *axes, int n_axes, int keepdims);  /* sum   */
+CG_API cg_tensor *cg_mean(cg_tensor *x, const int *axes, int n_axes, int keepdims); /* mean  */
+CG_API cg_tensor *cg_max(cg_tensor *x, const int *axes, int n_axes, int keepdims);  /* max   */
+CG_API cg_tensor *cg_min(cg_tensor *x, const int *axes, int n_axes, int keepdims);  /* min   */
+CG_API cg_tensor *cg_prod(cg_tensor *x, const int *axes, int n_axes, int keepdims); /* prod  */
+CG_API cg_tensor *cg_logsumexp(cg_tensor *x, const int *axes, int n_axes, int keepdims); /* ln sum e^x, stable */
+CG_API cg_tensor *cg_argmax(cg_tensor *x, int axis); /* i64 index of the first maximum      */
+CG_API cg_tensor *cg_argmin(cg_tensor *x, int axis); /* i64 index of the first minimum      */
+
+/* --- matrix product: [..., m, k] x [..., k, n] -> [..., m, n], batch dims broadcast ---- */
+CG_API cg_tensor *cg_matmul(cg_tensor *a, cg_tensor *b);
+CG_API cg_tensor *cg_matmul_t(cg_tensor *a, cg_tensor *b, int transpose_a, int transpose_b);
+
+/* --- shape ----------------------------------------------------------------------------- */
+CG_API cg_tensor *cg_reshape(cg_tensor *x, int ndim, const int64_t *shape); /* one -1 inferred */
+CG_API cg_tensor *cg_expand_dims(cg_tensor *x, int axis);         /* insert a size-1 axis  */
+CG_API cg_tensor *cg_squeeze(cg_tensor *x, const int *axes, int n_axes); /* NULL: all size-1 */
+CG_API cg_tensor *cg_transpose(cg_tensor *x, const int *perm, int n); /* NULL: reverse axes */
+CG_API cg_tensor *cg_concat(cg_tensor *const *xs, int n, int axis);
+/* Split x along axis into n equal parts (n <= CG_MAX_OUTPUTS); writes n new tensors. */
+CG_API cg_status cg_split(cg_tensor *x, int n, int axis, cg_tensor **out);
+/* Split by sizes (one may be -1: the rest). */
+CG_API cg_status cg_split_sizes(cg_tensor *x, const int64_t *sizes, int n, int axis, cg_tensor **out);
+/* x[begin : begin+size] per axis; size -1 means "to the end". */
+CG_API cg_tensor *cg_slice(cg_tensor *x, const int64_t *begin, const int64_t *size);
+/* paddings: 2*ndim entries (before, after) per axis, filled with value. */
+CG_API cg_tensor *cg_pad(cg_tensor *x, const int64_t *paddings, double value);
+CG_API cg_tensor *cg_tile(cg_tensor *x, const int64_t *multiples); /* ndim multiples     */
+CG_API cg_tensor *cg_broadcast_to(cg_tensor *x, int ndim, const int64_t *shape);
+/* out[..., i, ...] = params[..., indices[i], ...] along axis; indices i32/i64 of any shape. */
+CG_API cg_tensor *cg_gather(cg_tensor *params, cg_tensor *indices, int axis);
+/* out[s] = sum of data[i] where ids[i] == s; ids i32/i64 shaped like data's leading dims. */
+CG_API cg_tensor *cg_unsorted_segment_sum(cg_tensor *data, cg_tensor *ids, int64_t num_segments);
+/* indices (i32/i64) -> one more trailing axis of size depth; on/off values; out dtype d. */
+CG_API cg_tensor *cg_one_hot(cg_tensor *indices, int64_t depth, double on, double off, cg_dtype d);
+CG_API cg_tensor *cg_cast(cg_tensor *x, cg_dtype d);   /* convert element type         */
+CG_API cg_tensor *cg_identity(cg_tensor *x);           /* y = x                        */
+CG_API cg_tensor *cg_stop_gradient(cg_tensor *x);      /* y = x, gradient 0 (none)     */
+CG_API cg_tensor *cg_zeros_like(cg_tensor *x);         /* 0 of x's shape and dtype     */
+CG_API cg_tensor *cg_ones_like(cg_tensor *x);          /* 1 of x's shape and dtype     */
+CG_API cg_tensor *cg_add_n(cg_tensor *const *xs, int n); /* sum of n same-shape tensors */
+
+/* --- neural-network ops (class axis is the last one) ------------------------------------- */
+CG_API cg_tensor *cg_softmax(cg_tensor *x);      /* e^x / sum e^x over the last axis       */
+CG_API cg_tensor *cg_log_softmax(cg_tensor *x);  /* x - logsumexp(x) over the last axis    */
+/* -sum(labels * log_softmax(logits)) over the last axis: [..., C] -> [...] */
+CG_API cg_tensor *cg_softmax_cross_entropy_with_logits(cg_tensor *labels, cg_tensor *logits);
+/* labels: integer class ids shaped like logits without its last axis */
+CG_API cg_tensor *cg_sparse_softmax_cross_entropy_with_logits(cg_tensor *labels, cg_tensor *logits);
+/* max(x,0) - x*z + ln(1+e^-|x|), element-wise, z = labels, x = logits */
+CG_API cg_tensor *cg_sigmoid_cross_entropy_with_logits(cg_tensor *labels, cg_tensor *logits);
+CG_API cg_tensor *cg_bias_add(cg_tensor *x, cg_tensor *bias); /* x + bias along the last axis */
+
+/* --- convolution and pooling, NHWC; filter is [kh, kw, in, out] --------------------------- */
+typedef enum { CG_PAD_VALID = 0, CG_PAD_SAME = 1 } cg_padding;
+/* y[n,i,j,o] = sum_{di,dj,c} x[n, i*s+di*d, j*s+dj*d, c] * f[di,dj,c,o] (with padding) */
+CG_API cg_tensor *cg_conv2d(cg_tensor *x, cg_tensor *filter, const int strides[2],
+                            cg_padding padding, const int dilations[2]);
+/* Gradient of conv2d w.r.t. its input, of shape input_shape[4] (itself differentiable). */
+CG_API cg_tensor *cg_conv2d_backprop_input(const int64_t input_shape[4], cg_tensor *filter,
+                                           cg_tensor *dy, const int strides[2],
+                                           cg_padding padding, const int dilations[2]);
+/* Gradient of conv2d w.r.t. its filter, of shape filter_shape[4] (itself differentiable). */
+CG_API cg_tensor *cg_conv2d_backprop_filter(cg_tensor *x, const int64_t filter_shape[4],
+                                            cg_tensor *dy, const int strides[2],
+                                            cg_padding padding, const int dilations[2]);
+/* max / mean over ksize windows (AvgPool counts only in-bounds elements under SAME). */
+CG_API cg_tensor *cg_max_pool2d(cg_tensor *x, const int ksize[2], const int strides[2], cg_padding padding);
+CG_API cg_tensor *cg_avg_pool2d(cg_tensor *x, const int ksize[2], const int strides[2], cg_padding padding);
+/* The pooling gradients, as ops: dy routed to each window's (first) maximum / spread evenly. */
+CG_API cg_tensor *cg_max_pool2d_grad(cg_tensor *x, cg_tensor *dy, const int ksize[2],
+                                     const int strides[2], cg_padding padding);
+CG_API cg_tensor *cg_avg_pool2d_grad(const int64_t input_shape[4], cg_tensor *dy, const int ksize[2],
+                                     const int strides[2], cg_padding padding);
+
+/* ======================================================================================
+ * The op registry: define ops in C, call any op by name
+ * ==================================================================================== */
+
+enum {
+  CG_OP_NOT_DIFFERENTIABLE = 1u << 0, /* outputs never carry a gradient (comparisons...) */
+  CG_OP_STATEFUL = 1u << 1            /* never folded or merged by graph clean-ups       */
+};
+enum { CG_REGISTER_REPLACE = 1u << 0 }; /* registering an existing name replaces it     */
+
+typedef struct cg_op_def {
+  const char *name;   /* unique op type, e.g. "Tanh"                                     */
+  int n_inputs;       /* exact arity, or -1 for any number (at least one)                */
+  /* Shape rule: validate inputs and attributes (cg_node_input, cg_node_attr_*), then
+   * declare each output with cg_node_set_output. Return CG_OK or cg_set_error(...). */
+  cg_status (*infer)(cg_node *n);
+  /* Kernel: read inputs, write the preallocated outputs (cg_node_output). */
+  cg_status (*run)(cg_node *n);
+  unsigned flags;     /* CG_OP_*                                                          */
+  void *user;         /* anything; cg_node_op_user(n) returns it                          */
+} cg_op_def;
+
+/* Registers (a copy of) def. Names are unique: CG_EEXIST unless flags has CG_REGISTER_REPLACE. */
+CG_API cg_status cg_register_op(const cg_op_def *def, unsigned flags);
+CG_API const cg_op_def *cg_find_op(const char *name); /* NULL (CG_ENOTFOUND) if unknown    */
+CG_API int cg_op_count(void);                         /* registered op types              */
+CG_API const cg_op_def *cg_op_at(int i);              /* for walking the registry         */
+
+/* Runs op `name` on inputs; writes its outputs (at most max_out) and their number. */
+CG_API cg_status cg_call_n(const char *name, cg_tensor *const *in, int n_in,
+                           const cg_attrs *attrs, cg_tensor **out, int max_out, int *n_out);
+/* The same for an op with one output (or only the first output is wanted). */
+CG_API cg_tensor *cg_call(const char *name, cg_tensor *const *in, int n_in, const cg_attrs *attrs);
+
+/* --- what an op's shape rule, kernel and gradient see -------------------------------- */
+CG_API const char *cg_node_op_type(const cg_node *n);
+CG_API void *cg_node_op_user(const cg_node *n);
+CG_API int cg_node_num_inputs(const cg_node *n);
+CG_API int cg_node_num_outputs(const cg_node *n);
+CG_API cg_tensor *cg_node_input(const cg_node *n, int i);  /* borrowed                      */
+CG_API cg_tensor *cg_node_output(const cg_node *n, int i); /* borrowed; NULL inside infer   */
+CG_API const cg_attrs *cg_node_attrs(const cg_node *n);
+CG_API int64_t cg_node_attr_int(const cg_node *n, const char *name, int64_t dflt);
+CG_API double cg_node_attr_float(const cg_node *n, const char *name, double dflt);
+/* Copies up to max ints of attribute name into out; returns how many it has, -1 if absent. */
+CG_API int cg_node_attr_ints(const cg_node *n, const char *name, int64_t *out, int max);
+/* In infer: declare output i (outputs are numbered from 0 without gaps). */
+CG_API cg_status cg_node_set_output(cg_node *n, int i, cg_dtype d, int ndim, const int64_t *shape);
+/* In infer: output i is input j's data seen with another shape (no copy, no kernel work). */
+CG_API cg_status cg_node_set_output_alias(cg_node *n, int i, int j, int ndim, const int64_t *shape);
+/* The most common shape rule: one output with input i's dtype and shape. */
+CG_API cg_status cg_infer_same_as_input(cg_node *n, int i);
+
+/* ======================================================================================
+ * Gradients: registry and overrides (tf.RegisterGradient, gradient_override_map)
+ * ==================================================================================== */
+
+/* Writes one gradient per input into dx (NULL: no gradient), built from ops. dy holds one
+ * tensor per output of op (zeros for outputs that received none). A gradient of a shape
+ * that broadcasts to the input's is summed back to it by the engine. */
+typedef cg_status (*cg_grad_fn)(const cg_node *op, cg_tensor *const *dy, cg_tensor **dx,
+                                void *user);
+CG_API cg_status cg_register_gradient(const char *name, cg_grad_fn fn, void *user, unsigned flags);
+CG_API int cg_has_gradient(const char *name);
+/* From now until the matching pop, ops of type op_type recorded on this thread use the
+ * gradient registered as gradient_name. Nestable; the innermost mapping of a type wins. */
+CG_API cg_status cg_gradient_override_push(const char *op_type, const char *gradient_name);
+CG_API cg_status cg_gradient_override_pop(void); /* CG_ESTATE when the stack is empty       */
+
+/* Loads a shared object and calls its `int cg_op_library_init(void)` (which registers ops
+ * and gradients); a nonzero return is an error. The library stays loaded. */
+CG_API cg_status cg_load_op_library(const char *path);
+
+/* ======================================================================================
+ * Gradient tapes (tf.GradientTape)
+ * ==================================================================================== */
+
+enum {
+  CG_TAPE_PERSISTENT = 1u << 0,    /* cg_tape_gradient may be called more than once        */
+  CG_TAPE_NO_AUTO_WATCH = 1u << 1  /* trainable variables are not watched automatically  */
+};
+typedef enum { CG_UNCONNECTED_NONE = 0, CG_UNCONNECTED_ZERO = 1 } cg_unconnected;
+typedef struct {
+  cg_tensor *output_gradient;   /* seed for the target (NULL: ones); same shape as target */
+  cg_unconnected unconnected;   /* what a source the target does not depend on gets     */
+} cg_grad_opts;
+
+/* Starts recording on this thread (tapes nest: all open tapes record). */
+CG_API cg_tape *cg_tape_begin(unsigned flags);
+CG_API cg_status cg_tape_watch(cg_tape *tape, cg_tensor *t); /* float tensors only        */
+/* Stops recording; tapes end in reverse order. The tape can still give gradients. */
+CG_API cg_status cg_tape_end(cg_tape *tape);
+/* d target / d sources[i] into out[i] (new tensors, or NULL: unconnected or integer).
+ * Integer sources get NULL. opts may be NULL. */
+CG_API cg_status cg_tape_gradient(cg_tape *tape, cg_tensor *target, cg_tensor *const *sources,
+                                  int n, cg_tensor **out, const cg_grad_opts *opts);
+/* Jacobian of target w.r.t. source: shape target.shape + source.shape. */
+CG_API cg_tensor *cg_tape_jacobian(cg_tape *tape, cg_tensor *target, cg_tensor *source);
+CG_API void cg_tape_free(cg_tape *tape); /* ends it if still recording                    */
+CG_API size_t cg_tape_num_records(const cg_tape *tape);
+/* Pause / resume recording on every tape of this thread (nestable). */
+CG_API void cg_pause_recording(void);
+CG_API cg_status cg_resume_recording(void);
+
+/* ======================================================================================
+ * Variables (minimal: the training layer builds on these)
+ * ==================================================================================== */
+
+/* A named, mutable holder of a float tensor (copied). Trainable variables read under a tape
+ * are watched by it (unless CG_TAPE_NO_AUTO_WATCH). */
+CG_API cg_var *cg_var_new(const char *name, cg_tensor *initial, int trainable);
+CG_API void cg_var_free(cg_var *v);
+CG_API const char *cg_var_name(const cg_var *v);
+CG_API int cg_var_trainable(const cg_var *v);
+CG_API cg_tensor *cg_var_read(cg_var *v);   /* the value, as a new reference             */
+CG_API cg_tensor *cg_var_value(const cg_var *v); /* borrowed; changes on assignment     */
+CG_API cg_status cg_var_assign(cg_var *v, cg_tensor *value); /* same dtype and shape     */
+CG_API cg_status cg_var_assign_add(cg_var *v, cg_tensor *delta);
+CG_API cg_status cg_var_assign_sub(cg_var *v, cg_tensor *delta);
+
+/* ======================================================================================
+ * Custom gradients (tf.custom_gradient)
+ * ==================================================================================== */
+
+typedef cg_status (*cg_forward_fn)(cg_ctx *ctx, cg_tensor *const *x, cg_tensor **y);
+/* dx: one per input (NULL: none); dvars: one per variable the forward read (cg_ctx_num_vars),
+ * all required. */
+typedef cg_status (*cg_backward_fn)(cg_ctx *ctx, cg_tensor *const *dy, cg_tensor **dx,
+                                    cg_tensor **dvars);
+typedef struct {
+  const char *name;        /* the op type it records as                                 */
+  int n_inputs, n_outputs; /* n_outputs <= CG_MAX_OUTPUTS                               */
+  cg_forward_fn forward;   /* runs with recording paused                                */
+  cg_backward_fn backward; /* built from ops, so itself differentiable                  */
+  void *user;
+} cg_custom_def;
+/* Runs def->forward(x) -> y and, under a tape, records one op whose gradient is
+ * def->backward. y receives n_outputs new tensors. */
+CG_API cg_status cg_custom_gradient(const cg_custom_def *def, cg_tensor *const *x, cg_tensor **y);
+CG_API cg_status cg_ctx_save(cg_ctx *ctx, cg_tensor *t);   /* keep t for the backward      */
+CG_API cg_tensor *cg_ctx_saved(const cg_ctx *ctx, int i);  /* borrowed, in saving order    */
+CG_API int cg_ctx_num_saved(const cg_ctx *ctx);
+CG_API void *cg_ctx_user(const cg_ctx *ctx);
+CG_API int cg_ctx_num_vars(const cg_ctx *ctx);           /* trainable variables read      */
+CG_API cg_var *cg_ctx_var(const cg_ctx *ctx, int i);
+CG_API cg_tensor *cg_ctx_input(const cg_ctx *ctx, int i); /* borrowed forward input       */
+CG_API cg_tensor *cg_ctx_output(const cg_ctx *ctx, int i); /* borrowed forward output     */
+
+/* ======================================================================================
+ * Gradient checking (tf.test.compute_gradient)
+ * ==================================================================================== */
+
+/* A function of n inputs with one output, as gradient checking sees it. Return NULL on error. */
+typedef cg_tensor *(*cg_fn)(cg_tensor *const *x, int n, void *user);
+
+/* Theoretical (autodiff) and numerical (central differences) Jacobians of fn at x, one
+ * pair per input, each f64 [size(y), size(x_i)]; integer inputs get NULL. */
+CG_API cg_status cg_compute_gradient(cg_fn fn, void *user, cg_tensor *const *x, int n,
+                                     double eps, cg_tensor **theoretical, cg_tensor **numerical);
+
+typedef struct {
+  double eps;   /* finite-difference step (0: 1e-6 for f64, 1e-3 for f32)                */
+  double atol;  /* 0: 1e-5 for f64, 1e-2 for f32                                       */
+  double rtol;  /* 0: 1e-3 for f64, 1e-2 for f32                                       */
+  int order;    /* 1 (default when 0) or 2: also check the gradient of the gradient       */
+  uint64_t seed; /* for the random directions of the second-order check                  */
+} cg_gradcheck_opts;
+typedef struct {
+  int ok;               /* every element within atol + rtol*|numerical|                  */
+  int order;            /* order at which the worst element was found                   */
+  int input;            /* input of the worst element                                    */
+  int64_t out_index;    /* flat index into the output                                    */
+  int64_t in_index;     /* flat index into the input                                     */
+  double analytic, numeric, error; /* worst |analytic - numeric| - rtol*|numeric| scaled */
+  char message[512];    /* one sentence a person can act on                             */
+} cg_gradcheck_report;
+/* Compares the Jacobians; CG_OK when they agree, CG_ECHECK (report says where) when not. */
+CG_API cg_status cg_gradcheck(cg_fn fn, void *user, cg_tensor *const *x, int n,
+                              const cg_gradcheck_opts *opts, cg_gradcheck_report *report);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CGRAD_H */

@@ -1,0 +1,64 @@
+/* node.h - the record of one op application, shared by the dispatcher (which fills it),
+ * the tape (which keeps it) and the backward walk (which differentiates it). */
+#ifndef CG_AUTODIFF_NODE_H
+#define CG_AUTODIFF_NODE_H
+
+#include "../core/internal.h"
+
+typedef struct cg_grad_entry {
+  char *name;
+  cg_grad_fn fn; /* NULL until registered */
+  void *user;
+} cg_grad_entry;
+
+typedef struct cg_custom_record cg_custom_record; /* custom.c */
+
+typedef struct {
+  cg_dtype dtype;
+  int ndim;
+  int64_t shape[CG_MAX_DIMS];
+  int alias_of; /* input index whose buffer this output views, or -1 */
+  bool set;
+} cg_output_meta;
+
+struct cg_node {
+  const cg_op_def *def;
+  const char *type; /* op type name (a custom gradient's def->name) */
+  int n_in, n_out;
+  cg_tensor **in;                    /* n_in inputs                         */
+  cg_tensor *out[CG_MAX_OUTPUTS];    /* NULL while inferring                 */
+  cg_output_meta *meta;              /* only while inferring                 */
+  const cg_attrs *attrs;             /* NULL if none                         */
+  cg_grad_entry *grad;               /* resolved through overrides on record */
+  const char *grad_name;             /* which gradient (for messages)        */
+  cg_custom_record *custom;          /* non-NULL for a custom gradient       */
+};
+
+/* Runs def on inputs (the one path every op takes): checks, infers, allocates, runs,
+ * records on the tapes that watch an input. Writes n_out outputs into out. */
+cg_status cg_execute(const cg_op_def *def, cg_tensor *const *in, int n_in,
+                     const cg_attrs *attrs, cg_tensor **out, int *n_out);
+/* Shorthand for single-output ops: returns output 0 or NULL. */
+cg_tensor *cg_apply(const cg_op_def *def, cg_tensor *const *in, int n_in, const cg_attrs *attrs);
+cg_tensor *cg_apply1(const cg_op_def *def, cg_tensor *x, const cg_attrs *attrs);
+cg_tensor *cg_apply2(const cg_op_def *def, cg_tensor *a, cg_tensor *b, const cg_attrs *attrs);
+
+/* Registry internals. */
+void cg__ensure_builtins(void);
+/* Registers a built-in op and (if grad) its gradient under the same name. */
+cg_status cg__register_builtin(const cg_op_def *def, cg_grad_fn grad);
+cg_grad_entry *cg__gradient_entry(const char *name); /* interned, created if missing */
+/* The gradient that applies to an op of type op_type recorded now (overrides first). */
+cg_grad_entry *cg__resolve_gradient(const char *op_type);
+
+/* Tape hooks used by the dispatcher and custom gradients. */
+bool cg__any_tape_recording(void);
+/* Records node (copied) on every recording tape that tracks one of its inputs. */
+cg_status cg__record(const cg_node *node);
+/* A trainable variable's value was read: auto-watch and collect for custom gradients. */
+void cg__on_var_read(cg_var *v, cg_tensor *value);
+
+/* Reduce a gradient of a broadcast shape back to (ndim, shape) by summing. */
+cg_tensor *cg__sum_to_shape(cg_tensor *g, int ndim, const int64_t *shape);
+
+#endif

@@ -1,0 +1,82 @@
+/* internal.h - what the library's own files share about tensors, buffers, errors and
+ * per-thread state. Not installed; users see only include/cgrad.h. */
+#ifndef CG_CORE_INTERNAL_H
+#define CG_CORE_INTERNAL_H
+
+#include "cgrad.h"
+#include <stdbool.h>
+
+/* A block of memory shared by tensors that view it (Reshape, Identity alias it). */
+typedef struct cg_buffer {
+  int refcount;
+  int device; /* 0: host. Kernels look at it; nothing else assumes host memory. */
+  size_t nbytes;
+  void *data;
+} cg_buffer;
+
+struct cg_tensor {
+  int refcount;
+  cg_dtype dtype;
+  int ndim;
+  int64_t shape[CG_MAX_DIMS];
+  int64_t size;
+  cg_buffer *buf;
+  void *data;  /* into buf                                                  */
+  uint64_t id; /* unique per tensor on this process; tapes track these      */
+};
+
+/* --- allocation ---------------------------------------------------------------------- */
+void *cg__alloc(size_t nbytes); /* 64-byte aligned, cached; sets CG_ENOMEM on failure */
+void cg__free(void *p, size_t nbytes);
+void *cg__malloc(size_t nbytes); /* plain small allocations; sets CG_ENOMEM           */
+void *cg__calloc(size_t n, size_t size);
+void *cg__realloc(void *p, size_t nbytes);
+
+/* --- tensors --------------------------------------------------------------------------- */
+/* Product of dims with overflow and sign checks; CG_EINVAL/CG_ENOMEM naming op. */
+cg_status cg__shape_size(const char *op, int ndim, const int64_t *shape, int64_t *size);
+/* A new uninitialised tensor, handed to the innermost scope (or the caller). */
+cg_tensor *cg__tensor_new(cg_dtype d, int ndim, const int64_t *shape);
+/* A new tensor viewing src's buffer with another shape of the same size. */
+cg_tensor *cg__tensor_view(cg_tensor *src, int ndim, const int64_t *shape);
+/* Hand one reference the library holds to the innermost scope (or to the caller). */
+void cg__scope_adopt(cg_tensor *t);
+bool cg__shape_equal(int na, const int64_t *a, int nb, const int64_t *b);
+char *cg__fmt_shape(int ndim, const int64_t *shape, char *buf, size_t n);
+/* The element type's C value read as double / written from double. */
+double cg__load(cg_dtype d, const void *base, int64_t i);
+void cg__store(cg_dtype d, void *base, int64_t i, double v);
+
+/* --- errors ------------------------------------------------------------------------------ */
+/* "Op: input i is NULL" unless an error is already pending (keep the first cause). */
+cg_status cg__null_input(const char *op, int i);
+
+/* --- per-thread state ---------------------------------------------------------------------- */
+struct cg_tape;
+typedef struct cg_override {
+  const char *op_type;
+  const char *gradient_name;
+} cg_override;
+
+typedef struct cg_collector cg_collector; /* variables read in a custom forward */
+
+typedef struct cg_thread_state {
+  cg_status status;
+  char message[1024];
+  /* scopes: one flat stack of held references, marks where each scope starts */
+  cg_tensor **held;
+  size_t n_held, cap_held;
+  size_t *scope_marks;
+  int n_scopes, cap_scopes;
+  /* tapes recording on this thread, innermost last */
+  struct cg_tape **tapes;
+  int n_tapes, cap_tapes;
+  int paused; /* cg_pause_recording depth */
+  cg_override *overrides;
+  int n_overrides, cap_overrides;
+  cg_collector *collector; /* innermost custom forward collecting variable reads */
+} cg_thread_state;
+
+cg_thread_state *cg__tls(void);
+
+#endif
