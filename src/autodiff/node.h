@@ -22,6 +22,7 @@ typedef struct {
 } cg_output_meta;
 
 struct cg_node {
+  int refcount;     /* heap nodes only: held by each tape that recorded it */
   const cg_op_def *def;
   const char *type; /* op type name (a custom gradient's def->name) */
   int n_in, n_out;
@@ -55,6 +56,9 @@ cg_grad_entry *cg__resolve_gradient(const char *op_type);
 bool cg__any_tape_recording(void);
 /* Records node (copied) on every recording tape that tracks one of its inputs. */
 cg_status cg__record(const cg_node *node);
+/* A heap copy of a node (inputs, outputs retained; attrs copied), refcount 1. */
+cg_node *cg__node_copy(const cg_node *n);
+void cg__node_release(cg_node *n);
 /* A trainable variable's value was read: auto-watch and collect for custom gradients. */
 void cg__on_var_read(cg_var *v, cg_tensor *value);
 

@@ -35,9 +35,9 @@ void *cg__realloc(void *p, size_t nbytes);
 /* --- tensors --------------------------------------------------------------------------- */
 /* Product of dims with overflow and sign checks; CG_EINVAL/CG_ENOMEM naming op. */
 cg_status cg__shape_size(const char *op, int ndim, const int64_t *shape, int64_t *size);
-/* A new uninitialised tensor, handed to the innermost scope (or the caller). */
+/* A new uninitialised tensor owned by the caller (not yet in any scope: see cg__scope_adopt). */
 cg_tensor *cg__tensor_new(cg_dtype d, int ndim, const int64_t *shape);
-/* A new tensor viewing src's buffer with another shape of the same size. */
+/* A new tensor viewing src's buffer with another shape of the same size (caller-owned). */
 cg_tensor *cg__tensor_view(cg_tensor *src, int ndim, const int64_t *shape);
 /* Hand one reference the library holds to the innermost scope (or to the caller). */
 void cg__scope_adopt(cg_tensor *t);

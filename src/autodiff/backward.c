@@ -1,0 +1,367 @@
+/* backward.c - the one reverse walk (DESIGN.md section 1) over recorded nodes: find the
+ * nodes between sources and target, call each gradient function in its own scope, check and
+ * reduce what it returns, accumulate with AddN. Tapes (and graphs) hand it their nodes. */
+#include "tape.h"
+#include "custom.h"
+#include <stdlib.h>
+#include <string.h>
+
+/* --- gradient accumulators, keyed by tensor id ------------------------------------------------ */
+
+typedef struct {
+  uint64_t id; /* 0: empty slot */
+  cg_tensor **parts;
+  int n, cap;
+} accum;
+
+typedef struct {
+  accum *slots;
+  size_t n, cap;
+} accum_map;
+
+static accum *accum_find(accum_map *m, uint64_t id, bool create)
+{
+  if (create && 2 * (m->n + 1) > m->cap) {
+    size_t cap = m->cap ? 2 * m->cap : 64;
+    accum *slots = cg__calloc(cap, sizeof *slots);
+    if (!slots) return NULL;
+    for (size_t k = 0; k < m->cap; k++)
+      if (m->slots[k].id) {
+        size_t i = (size_t)(m->slots[k].id * 0x9E3779B97F4A7C15ull >> 17) & (cap - 1);
+        while (slots[i].id) i = (i + 1) & (cap - 1);
+        slots[i] = m->slots[k];
+      }
+    free(m->slots);
+    m->slots = slots;
+    m->cap = cap;
+  }
+  if (!m->cap) return NULL;
+  for (size_t i = (size_t)(id * 0x9E3779B97F4A7C15ull >> 17) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+    if (m->slots[i].id == id) return &m->slots[i];
+    if (m->slots[i].id == 0) {
+      if (!create) return NULL;
+      m->slots[i].id = id;
+      m->n++;
+      return &m->slots[i];
+    }
+  }
+}
+
+/* Adds an owned reference g to the gradient of id. */
+static cg_status accum_add(accum_map *m, uint64_t id, cg_tensor *g)
+{
+  accum *a = accum_find(m, id, true);
+  if (a && a->n == a->cap) {
+    int cap = a->cap ? 2 * a->cap : 2;
+    cg_tensor **parts = cg__realloc(a->parts, (size_t)cap * sizeof *parts);
+    if (parts) {
+      a->parts = parts;
+      a->cap = cap;
+    } else {
+      a = NULL;
+    }
+  }
+  if (!a) {
+    cg_release(g);
+    return cg_set_error(CG_ENOMEM, "gradient: out of memory accumulating gradients");
+  }
+  a->parts[a->n++] = g;
+  return CG_OK;
+}
+
+/* The total gradient of id (borrowed; NULL if none): parts are summed once with AddN. */
+static cg_tensor *accum_total(accum_map *m, uint64_t id)
+{
+  accum *a = accum_find(m, id, false);
+  if (!a || a->n == 0) return NULL;
+  if (a->n > 1) {
+    cg_tensor *sum = cg_retain(cg_add_n(a->parts, a->n));
+    if (!sum) return NULL;
+    for (int i = 0; i < a->n; i++) cg_release(a->parts[i]);
+    a->parts[0] = sum;
+    a->n = 1;
+  }
+  return a->parts[0];
+}
+
+static void accum_drop(accum_map *m, uint64_t id)
+{
+  accum *a = accum_find(m, id, false);
+  if (!a) return;
+  for (int i = 0; i < a->n; i++) cg_release(a->parts[i]);
+  a->n = 0;
+}
+
+static void accum_free(accum_map *m)
+{
+  for (size_t k = 0; k < m->cap; k++) {
+    for (int i = 0; i < m->slots[k].n; i++) cg_release(m->slots[k].parts[i]);
+    free(m->slots[k].parts);
+  }
+  free(m->slots);
+}
+
+/* --- reducing a broadcast gradient ----------------------------------------------------------- */
+
+static bool reducible_to(const cg_tensor *g, int ndim, const int64_t *shape)
+{
+  if (g->ndim < ndim) return false;
+  for (int d = 0; d < ndim; d++) {
+    int64_t gd = g->shape[g->ndim - ndim + d];
+    if (gd != shape[d] && shape[d] != 1) return false;
+  }
+  return true;
+}
+
+cg_tensor *cg__sum_to_shape(cg_tensor *g, int ndim, const int64_t *shape)
+{
+  if (!g) return NULL;
+  int axes[CG_MAX_DIMS], n = 0, lead = g->ndim - ndim;
+  for (int d = 0; d < g->ndim; d++)
+    if (d < lead || (shape[d - lead] == 1 && g->shape[d] != 1)) axes[n++] = d;
+  cg_tensor *s = n ? cg_sum(g, axes, n, 0) : g;
+  return cg__shape_equal(s ? s->ndim : -1, s ? s->shape : NULL, ndim, shape) ? s
+                                                                             : cg_reshape(s, ndim, shape);
+}
+
+/* --- the walk --------------------------------------------------------------------------------- */
+
+typedef struct {
+  cg_node *const *nodes;
+  size_t n_nodes;
+  bool *on_path;    /* node depends on a source                      */
+  cg_idset reached; /* ids of sources and of everything computed from them */
+  cg_idset sources;
+  accum_map grads;
+} walk;
+
+/* A source counts if it is a float tensor the recorder follows (NULL: all do). */
+static bool differentiable_source(const cg_tensor *t, const cg_idset *followed)
+{
+  return cg_dtype_is_float(t->dtype) && (!followed || cg__idset_has(followed, t->id));
+}
+
+static cg_status find_path(walk *w, cg_tensor *const *sources, int n_src, const cg_idset *followed)
+{
+  for (int i = 0; i < n_src; i++)
+    if (differentiable_source(sources[i], followed) &&
+        (cg__idset_add(&w->reached, sources[i]->id) != CG_OK ||
+         cg__idset_add(&w->sources, sources[i]->id) != CG_OK))
+      return cg_set_error(CG_ENOMEM, "gradient: out of memory");
+  for (size_t k = 0; k < w->n_nodes; k++) {
+    const cg_node *n = w->nodes[k];
+    bool hit = false;
+    for (int i = 0; i < n->n_in && !hit; i++) hit = cg__idset_has(&w->reached, n->in[i]->id);
+    w->on_path[k] = hit;
+    for (int o = 0; hit && o < n->n_out; o++)
+      if (cg_dtype_is_float(n->out[o]->dtype) && cg__idset_add(&w->reached, n->out[o]->id) != CG_OK)
+        return cg_set_error(CG_ENOMEM, "gradient: out of memory");
+  }
+  return CG_OK;
+}
+
+static cg_status no_gradient_error(const cg_node *n)
+{
+  if (n->grad_name && strcmp(n->grad_name, n->type) != 0)
+    return cg_set_error(CG_ENOGRAD, "%s: no gradient is registered under the name '%s', which an "
+                                    "override mapped this op to when it was recorded",
+                        n->type, n->grad_name);
+  return cg_set_error(CG_ENOGRAD, "%s: no gradient is registered for this op type, and it lies "
+                                  "between the target and a source (register one with "
+                                  "cg_register_gradient(\"%s\", ...), or cut the path with cg_stop_gradient)",
+                      n->type, n->type);
+}
+
+/* Checks gradient j of node n against its input and makes it the input's shape (owned ref out). */
+static cg_status conform(const cg_node *n, int j, cg_tensor *g, cg_tensor **out)
+{
+  const cg_tensor *x = n->in[j];
+  char gs[160], xs[160];
+  if (g->dtype != x->dtype)
+    return cg_set_error(CG_EUSER, "%s: the gradient for input %d has dtype %s, expected %s (the input's)",
+                        n->type, j, cg_dtype_name(g->dtype), cg_dtype_name(x->dtype));
+  if (!cg__shape_equal(g->ndim, g->shape, x->ndim, x->shape)) {
+    if (!reducible_to(g, x->ndim, x->shape))
+      return cg_set_error(CG_EUSER, "%s: the gradient for input %d has shape %s, expected %s (the input's)",
+                          n->type, j, cg_shape_str(g, gs, sizeof gs), cg_shape_str(x, xs, sizeof xs));
+    g = cg__sum_to_shape(g, x->ndim, x->shape);
+    if (!g) return cg_last_status();
+  }
+  *out = cg_retain(g);
+  return CG_OK;
+}
+
+static cg_status call_gradient(const cg_node *n, cg_tensor *const *dy, cg_tensor **dx)
+{
+  for (int j = 0; j < n->n_in; j++) dx[j] = NULL;
+  if (n->custom) return cg__custom_backward(n, dy, dx);
+  if (!n->grad || !n->grad->fn) return no_gradient_error(n);
+  cg_status st = n->grad->fn(n, dy, dx, n->grad->user);
+  if (st != CG_OK && cg_last_status() == CG_OK)
+    cg_set_error(st, "%s: gradient function '%s' failed", n->type, n->grad_name);
+  return st == CG_OK ? CG_OK : cg_last_status();
+}
+
+/* Differentiates one node: gathers dy, calls its gradient, accumulates into its inputs. */
+static cg_status visit(walk *w, const cg_node *n)
+{
+  cg_tensor *dy[CG_MAX_OUTPUTS];
+  bool any = false;
+  for (int o = 0; o < n->n_out; o++) any |= accum_find(&w->grads, n->out[o]->id, false) != NULL;
+  if (!any) return CG_OK;
+  cg_tensor *small[8], **dx = n->n_in <= 8 ? small : cg__malloc((size_t)n->n_in * sizeof *dx);
+  if (!dx) return CG_ENOMEM;
+  cg_scope scope = cg_scope_begin();
+  cg_status st = CG_OK;
+  for (int o = 0; o < n->n_out && st == CG_OK; o++) {
+    dy[o] = accum_total(&w->grads, n->out[o]->id);
+    if (!dy[o]) dy[o] = cg_zeros_like(n->out[o]);
+    if (!dy[o]) st = cg_last_status();
+  }
+  if (st == CG_OK) st = call_gradient(n, dy, dx);
+  for (int j = 0; j < n->n_in && st == CG_OK; j++) {
+    const cg_tensor *x = n->in[j];
+    cg_tensor *g = NULL;
+    if (!dx[j] || !cg_dtype_is_float(x->dtype) || !cg__idset_has(&w->reached, x->id)) continue;
+    if ((st = conform(n, j, dx[j], &g)) == CG_OK) st = accum_add(&w->grads, x->id, g);
+  }
+  cg_scope_end(scope);
+  if (dx != small) free(dx);
+  for (int o = 0; o < n->n_out; o++) /* consumed, unless someone asked for it */
+    if (!cg__idset_has(&w->sources, n->out[o]->id)) accum_drop(&w->grads, n->out[o]->id);
+  return st;
+}
+
+static cg_status check_args(const char *fn, cg_tensor *target, cg_tensor *const *sources, int n,
+                            cg_tensor **out, const cg_grad_opts *opts)
+{
+  if (!target) return cg__null_input(fn, 0);
+  if (n < 0 || (n > 0 && (!sources || !out)))
+    return cg_set_error(CG_EINVAL, "%s: sources and out must hold n = %d entries", fn, n);
+  for (int i = 0; i < n; i++)
+    if (!sources[i]) return cg_set_error(CG_EINVAL, "%s: source %d is NULL", fn, i);
+  const cg_tensor *seed = opts ? opts->output_gradient : NULL;
+  char a[160], b[160];
+  if (seed && (seed->dtype != target->dtype ||
+               !cg__shape_equal(seed->ndim, seed->shape, target->ndim, target->shape)))
+    return cg_set_error(CG_ESHAPE, "%s: output_gradient is %s %s but the target is %s %s", fn,
+                        cg_dtype_name(seed->dtype), cg_shape_str(seed, a, sizeof a),
+                        cg_dtype_name(target->dtype), cg_shape_str(target, b, sizeof b));
+  return CG_OK;
+}
+
+/* d target / d sources over nodes (in execution order); sources outside followed (a
+ * tape's watched and recorded tensors) get none, as in TensorFlow. out[i] gets owned
+ * references. */
+static cg_status backward(cg_node *const *nodes, size_t n_nodes, const cg_idset *followed,
+                          cg_tensor *target, cg_tensor *const *sources, int n_src,
+                          cg_tensor **out, const cg_grad_opts *opts)
+{
+  walk w = {.nodes = nodes, .n_nodes = n_nodes};
+  for (int i = 0; i < n_src; i++) out[i] = NULL;
+  w.on_path = cg__calloc(n_nodes ? n_nodes : 1, sizeof *w.on_path);
+  if (!w.on_path) return CG_ENOMEM;
+  cg_scope scope = cg_scope_begin();
+  cg_status st = find_path(&w, sources, n_src, followed);
+  if (st == CG_OK && cg_dtype_is_float(target->dtype) && cg__idset_has(&w.reached, target->id)) {
+    cg_tensor *seed = opts && opts->output_gradient ? opts->output_gradient : cg_ones_like(target);
+    st = seed ? accum_add(&w.grads, target->id, cg_retain(seed)) : cg_last_status();
+    for (size_t k = n_nodes; k-- > 0 && st == CG_OK;)
+      if (w.on_path[k]) st = visit(&w, nodes[k]);
+  }
+  for (int i = 0; i < n_src && st == CG_OK; i++) {
+    cg_tensor *g = differentiable_source(sources[i], followed) ? accum_total(&w.grads, sources[i]->id) : NULL;
+    if (!g && cg_dtype_is_float(sources[i]->dtype) && opts && opts->unconnected == CG_UNCONNECTED_ZERO)
+      g = cg_zeros_like(sources[i]);
+    out[i] = cg_retain(g);
+    if (!g && cg_last_status() != CG_OK && cg_dtype_is_float(sources[i]->dtype) && opts &&
+        opts->unconnected == CG_UNCONNECTED_ZERO)
+      st = cg_last_status();
+  }
+  cg_scope_end(scope);
+  accum_free(&w.grads);
+  cg__idset_free(&w.reached);
+  cg__idset_free(&w.sources);
+  free(w.on_path);
+  for (int i = 0; i < n_src; i++) {
+    if (st != CG_OK) {
+      cg_release(out[i]);
+      out[i] = NULL;
+    } else {
+      cg__scope_adopt(out[i]);
+    }
+  }
+  return st;
+}
+
+/* --- tapes ----------------------------------------------------------------------------------- */
+
+static cg_status tape_gradient(cg_tape *tape, cg_tensor *target, cg_tensor *const *sources, int n,
+                               cg_tensor **out, const cg_grad_opts *opts)
+{
+  if (!(tape->flags & CG_TAPE_PERSISTENT) && tape->used)
+    return cg_set_error(CG_ESTATE, "cg_tape_gradient: this tape has already given its gradients; "
+                                   "begin it with CG_TAPE_PERSISTENT to ask more than once");
+  bool was_busy = tape->busy;
+  tape->busy = true; /* a tape does not record its own gradient computation */
+  cg_status st = backward(tape->nodes, tape->n_nodes, &tape->tracked, target, sources, n, out, opts);
+  tape->busy = was_busy;
+  return st;
+}
+
+cg_status cg_tape_gradient(cg_tape *tape, cg_tensor *target, cg_tensor *const *sources, int n,
+                           cg_tensor **out, const cg_grad_opts *opts)
+{
+  if (!tape) return cg_set_error(CG_EINVAL, "cg_tape_gradient: tape is NULL");
+  cg_status st = check_args("cg_tape_gradient", target, sources, n, out, opts);
+  if (st != CG_OK) return st;
+  st = tape_gradient(tape, target, sources, n, out, opts);
+  if (st == CG_OK) tape->used = true;
+  return st;
+}
+
+cg_tensor *cg_tape_jacobian(cg_tape *tape, cg_tensor *target, cg_tensor *source)
+{
+  cg_tensor *src[1] = {source};
+  if (!tape) {
+    cg_set_error(CG_EINVAL, "cg_tape_jacobian: tape is NULL");
+    return NULL;
+  }
+  if (check_args("cg_tape_jacobian", target, src, 1, src, NULL) != CG_OK) return NULL;
+  if (!cg_dtype_is_float(target->dtype) || !cg_dtype_is_float(source->dtype)) {
+    cg_set_error(CG_EDTYPE, "cg_tape_jacobian: target and source must be float tensors");
+    return NULL;
+  }
+  int64_t shape[2 * CG_MAX_DIMS];
+  int ndim = target->ndim + source->ndim;
+  if (ndim > CG_MAX_DIMS) {
+    cg_set_error(CG_ESHAPE, "cg_tape_jacobian: the Jacobian would have rank %d (> %d)", ndim, CG_MAX_DIMS);
+    return NULL;
+  }
+  memcpy(shape, target->shape, (size_t)target->ndim * sizeof *shape);
+  memcpy(shape + target->ndim, source->shape, (size_t)source->ndim * sizeof *shape);
+  cg_tensor *jac = cg__tensor_new(source->dtype, ndim, shape);
+  if (!jac) return NULL;
+  size_t row = (size_t)source->size * cg_dtype_size(source->dtype);
+  memset(jac->data, 0, (size_t)target->size * row);
+  cg_status st = CG_OK;
+  for (int64_t j = 0; j < target->size && st == CG_OK; j++) {
+    cg_scope scope = cg_scope_begin();
+    cg_tensor *seed = cg_zeros_like(target), *g = NULL;
+    if (!seed) st = cg_last_status();
+    else {
+      cg__store(seed->dtype, seed->data, j, 1.0);
+      cg_grad_opts opts = {.output_gradient = seed};
+      st = tape_gradient(tape, target, src, 1, &g, &opts);
+    }
+    if (st == CG_OK && g) memcpy((char *)jac->data + (size_t)j * row, g->data, row);
+    cg_scope_end(scope);
+  }
+  if (st != CG_OK) {
+    cg_release(jac);
+    return NULL;
+  }
+  tape->used = true;
+  cg__scope_adopt(jac);
+  return jac;
+}

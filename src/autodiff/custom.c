@@ -1,0 +1,258 @@
+/* custom.c - custom gradients (tf.custom_gradient): run the user's forward with recording
+ * paused, collect the trainable variables it reads, and record one op whose gradient is the
+ * user's backward, checked for the right number, dtype and shape of gradients. */
+#include "custom.h"
+#include "tape.h"
+#include <stdlib.h>
+#include <string.h>
+
+struct cg_ctx {
+  void *user;
+  cg_tensor **saved;
+  int n_saved, cap_saved;
+  cg_var **vars;         /* trainable variables read by the forward, in first-read order */
+  cg_tensor **var_values; /* the value each was read as (what the record links to)     */
+  int n_vars, cap_vars;
+  cg_tensor **inputs;    /* retained                                                   */
+  int n_inputs;
+  cg_tensor *outputs[CG_MAX_OUTPUTS]; /* borrowed from the record                      */
+  int n_outputs;
+};
+
+struct cg_custom_record {
+  int refcount;
+  cg_custom_def def;
+  char *name;
+  cg_ctx ctx;
+};
+
+struct cg_collector {
+  cg_ctx *ctx;
+  cg_collector *parent;
+};
+
+/* --- ctx --------------------------------------------------------------------------------------- */
+
+cg_status cg_ctx_save(cg_ctx *ctx, cg_tensor *t)
+{
+  if (!ctx) return cg_set_error(CG_EINVAL, "cg_ctx_save: ctx is NULL");
+  if (!t) return cg__null_input("cg_ctx_save", 0);
+  if (ctx->n_saved == ctx->cap_saved) {
+    int cap = ctx->cap_saved ? 2 * ctx->cap_saved : 4;
+    cg_tensor **saved = cg__realloc(ctx->saved, (size_t)cap * sizeof *saved);
+    if (!saved) return CG_ENOMEM;
+    ctx->saved = saved;
+    ctx->cap_saved = cap;
+  }
+  ctx->saved[ctx->n_saved++] = cg_retain(t);
+  return CG_OK;
+}
+
+cg_tensor *cg_ctx_saved(const cg_ctx *ctx, int i)
+{
+  if (!ctx || i < 0 || i >= ctx->n_saved) {
+    cg_set_error(CG_ERANGE, "cg_ctx_saved: index %d outside the %d saved tensors", i,
+                 ctx ? ctx->n_saved : 0);
+    return NULL;
+  }
+  return ctx->saved[i];
+}
+
+int cg_ctx_num_saved(const cg_ctx *ctx) { return ctx ? ctx->n_saved : 0; }
+void *cg_ctx_user(const cg_ctx *ctx) { return ctx ? ctx->user : NULL; }
+int cg_ctx_num_vars(const cg_ctx *ctx) { return ctx ? ctx->n_vars : 0; }
+cg_var *cg_ctx_var(const cg_ctx *ctx, int i)
+{
+  return ctx && i >= 0 && i < ctx->n_vars ? ctx->vars[i] : NULL;
+}
+cg_tensor *cg_ctx_input(const cg_ctx *ctx, int i)
+{
+  return ctx && i >= 0 && i < ctx->n_inputs ? ctx->inputs[i] : NULL;
+}
+cg_tensor *cg_ctx_output(const cg_ctx *ctx, int i)
+{
+  return ctx && i >= 0 && i < ctx->n_outputs ? ctx->outputs[i] : NULL;
+}
+
+static void collect_into(cg_ctx *ctx, cg_var *v, cg_tensor *value)
+{
+  for (int i = 0; i < ctx->n_vars; i++)
+    if (ctx->vars[i] == v) return;
+  if (ctx->n_vars == ctx->cap_vars) {
+    int cap = ctx->cap_vars ? 2 * ctx->cap_vars : 4;
+    cg_var **vars = cg__realloc(ctx->vars, (size_t)cap * sizeof *vars);
+    if (!vars) return;
+    ctx->vars = vars;
+    cg_tensor **values = cg__realloc(ctx->var_values, (size_t)cap * sizeof *values);
+    if (!values) return;
+    ctx->var_values = values;
+    ctx->cap_vars = cap;
+  }
+  ctx->vars[ctx->n_vars] = v;
+  ctx->var_values[ctx->n_vars++] = cg_retain(value);
+}
+
+void cg__collect_var_read(cg_var *v, cg_tensor *value)
+{
+  for (cg_collector *c = cg__tls()->collector; c; c = c->parent) collect_into(c->ctx, v, value);
+}
+
+/* --- records --------------------------------------------------------------------------------- */
+
+void cg__custom_record_retain(cg_custom_record *r)
+{
+  if (r) r->refcount++;
+}
+
+void cg__custom_record_free(cg_custom_record *r)
+{
+  if (!r || --r->refcount > 0) return;
+  cg_ctx *c = &r->ctx;
+  for (int i = 0; i < c->n_saved; i++) cg_release(c->saved[i]);
+  for (int i = 0; i < c->n_vars; i++) cg_release(c->var_values[i]);
+  for (int i = 0; i < c->n_inputs; i++) cg_release(c->inputs[i]);
+  free(c->saved);
+  free(c->vars);
+  free(c->var_values);
+  free(c->inputs);
+  free(r->name);
+  free(r);
+}
+
+static cg_status check_def(const cg_custom_def *def, cg_tensor *const *x, cg_tensor **y)
+{
+  if (!def || !def->name || !def->forward || !def->backward)
+    return cg_set_error(CG_EINVAL, "cg_custom_gradient: def needs a name, a forward and a backward");
+  if (def->n_inputs < 0 || def->n_outputs < 1 || def->n_outputs > CG_MAX_OUTPUTS)
+    return cg_set_error(CG_EINVAL, "%s: custom gradient needs n_inputs >= 0 and 1..%d outputs, got %d and %d",
+                        def->name, CG_MAX_OUTPUTS, def->n_inputs, def->n_outputs);
+  if (!y || (def->n_inputs > 0 && !x))
+    return cg_set_error(CG_EINVAL, "%s: input or output array is NULL", def->name);
+  for (int i = 0; i < def->n_inputs; i++)
+    if (!x[i]) return cg__null_input(def->name, i);
+  return CG_OK;
+}
+
+static cg_custom_record *new_record(const cg_custom_def *def, cg_tensor *const *x)
+{
+  cg_custom_record *r = cg__calloc(1, sizeof *r);
+  if (!r) return NULL;
+  r->refcount = 1;
+  r->def = *def;
+  r->name = strdup(def->name);
+  r->ctx.inputs = cg__calloc((size_t)def->n_inputs, sizeof *r->ctx.inputs);
+  if (!r->name || !r->ctx.inputs) {
+    cg__custom_record_free(r);
+    cg_set_error(CG_ENOMEM, "%s: out of memory", def->name);
+    return NULL;
+  }
+  r->def.name = r->name;
+  r->ctx.user = def->user;
+  r->ctx.n_inputs = def->n_inputs;
+  for (int i = 0; i < def->n_inputs; i++) r->ctx.inputs[i] = cg_retain(x[i]);
+  return r;
+}
+
+/* Runs the user's forward in its own scope with recording paused; y gets owned references. */
+static cg_status run_forward(cg_custom_record *r, cg_tensor *const *x, cg_tensor **y)
+{
+  cg_thread_state *s = cg__tls();
+  cg_collector collector = {&r->ctx, s->collector};
+  int n_out = r->def.n_outputs;
+  for (int i = 0; i < n_out; i++) y[i] = NULL;
+  cg_scope scope = cg_scope_begin();
+  s->collector = &collector;
+  cg_pause_recording();
+  cg_status st = r->def.forward(&r->ctx, x, y);
+  cg_resume_recording();
+  s->collector = collector.parent;
+  for (int i = 0; i < n_out && st == CG_OK; i++)
+    if (!y[i])
+      st = cg_set_error(CG_EUSER, "%s: custom forward returned no tensor for output %d of %d",
+                        r->name, i, n_out);
+  if (st != CG_OK && cg_last_status() == CG_OK)
+    cg_set_error(CG_EUSER, "%s: custom forward failed (status %s)", r->name, cg_status_name(st));
+  /* A fresh tensor per output (a view, no copy): the record's outputs must differ from its
+     inputs even when the forward returns an input as is. */
+  for (int i = 0; i < n_out; i++)
+    y[i] = st == CG_OK ? cg__tensor_view(y[i], y[i]->ndim, y[i]->shape) : NULL;
+  cg_scope_end(scope);
+  for (int i = 0; i < n_out && st == CG_OK; i++)
+    if (!y[i]) st = CG_ENOMEM;
+  if (st != CG_OK)
+    for (int i = 0; i < n_out; i++) {
+      cg_release(y[i]);
+      y[i] = NULL;
+    }
+  return st == CG_OK ? CG_OK : cg_last_status();
+}
+
+static const cg_op_def custom_op = {.name = "CustomGradient", .n_inputs = -1};
+
+static cg_status record(cg_custom_record *r, cg_tensor *const *x, cg_tensor **y)
+{
+  cg_thread_state *s = cg__tls();
+  int n_in = r->def.n_inputs + r->ctx.n_vars;
+  cg_tensor **in = cg__malloc((size_t)(n_in ? n_in : 1) * sizeof *in);
+  if (!in) return CG_ENOMEM;
+  for (int i = 0; i < r->def.n_inputs; i++) in[i] = x[i];
+  for (int j = 0; j < r->ctx.n_vars; j++) {
+    in[r->def.n_inputs + j] = r->ctx.var_values[j];
+    /* the forward read it with recording paused: watch it now, as a read outside would */
+    for (int k = 0; k < s->n_tapes; k++)
+      if (s->tapes[k]->recording && !(s->tapes[k]->flags & CG_TAPE_NO_AUTO_WATCH) &&
+          cg_var_trainable(r->ctx.vars[j]))
+        cg_tape_watch(s->tapes[k], r->ctx.var_values[j]);
+  }
+  cg_node node = {.def = &custom_op, .type = r->name, .n_in = n_in, .in = in,
+                  .n_out = r->def.n_outputs, .custom = r};
+  for (int i = 0; i < node.n_out; i++) node.out[i] = y[i];
+  cg_status st = cg__record(&node); /* each heap copy of the node retains the record */
+  free(in);
+  return st;
+}
+
+cg_status cg_custom_gradient(const cg_custom_def *def, cg_tensor *const *x, cg_tensor **y)
+{
+  cg_status st = check_def(def, x, y);
+  if (st != CG_OK) return st;
+  cg_custom_record *r = new_record(def, x);
+  if (!r) return cg_last_status();
+  st = run_forward(r, x, y);
+  if (st == CG_OK) {
+    r->ctx.n_outputs = def->n_outputs;
+    for (int i = 0; i < def->n_outputs; i++) r->ctx.outputs[i] = y[i];
+    if (cg__any_tape_recording()) st = record(r, x, y);
+  }
+  cg__custom_record_free(r);
+  for (int i = 0; i < def->n_outputs; i++) {
+    if (st != CG_OK) {
+      cg_release(y[i]);
+      y[i] = NULL;
+    } else {
+      cg__scope_adopt(y[i]);
+    }
+  }
+  return st;
+}
+
+/* --- backward -------------------------------------------------------------------------------- */
+
+cg_status cg__custom_backward(const cg_node *n, cg_tensor *const *dy, cg_tensor **dx)
+{
+  cg_custom_record *r = n->custom;
+  int n_in = r->def.n_inputs, n_vars = r->ctx.n_vars;
+  for (int i = 0; i < n_in + n_vars; i++) dx[i] = NULL;
+  cg_status st = r->def.backward(&r->ctx, dy, dx, dx + n_in);
+  if (st != CG_OK) {
+    if (cg_last_status() == CG_OK)
+      cg_set_error(CG_EUSER, "%s: custom backward failed (status %s)", r->name, cg_status_name(st));
+    return cg_last_status();
+  }
+  for (int j = 0; j < n_vars; j++)
+    if (!dx[n_in + j])
+      return cg_set_error(CG_EUSER, "%s: custom backward gave no gradient for variable '%s' "
+                                    "(variable %d of %d read in the forward): fill dvars[%d]",
+                          r->name, cg_var_name(r->ctx.vars[j]), j, n_vars, j);
+  return CG_OK;
+}

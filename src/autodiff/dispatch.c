@@ -1,0 +1,231 @@
+/* dispatch.c - the one path every op takes (DESIGN.md section 1): check inputs, run the
+ * shape rule, allocate outputs, run the kernel, record on tapes; plus cg_call by name and
+ * the cg_node accessors that shape rules, kernels and gradients use. */
+#include "node.h"
+#include "custom.h"
+#include <stdlib.h>
+#include <string.h>
+
+static void release_all(cg_tensor **t, int n)
+{
+  for (int i = 0; i < n; i++) {
+    cg_release(t[i]);
+    t[i] = NULL;
+  }
+}
+
+/* Outputs are numbered from 0 without gaps; returns how many, or -1 with an error. */
+static int count_outputs(const cg_node *n)
+{
+  int count = 0;
+  while (count < CG_MAX_OUTPUTS && n->meta[count].set) count++;
+  for (int i = count; i < CG_MAX_OUTPUTS; i++)
+    if (n->meta[i].set) {
+      cg_set_error(CG_EINVAL, "%s: shape rule declared output %d but not output %d", n->type, i, count);
+      return -1;
+    }
+  if (count == 0) cg_set_error(CG_EINVAL, "%s: shape rule declared no output", n->type);
+  return count ? count : -1;
+}
+
+static cg_status allocate_outputs(cg_node *n)
+{
+  for (int i = 0; i < n->n_out; i++) {
+    const cg_output_meta *m = &n->meta[i];
+    n->out[i] = m->alias_of >= 0 ? cg__tensor_view(n->in[m->alias_of], m->ndim, m->shape)
+                                 : cg__tensor_new(m->dtype, m->ndim, m->shape);
+    if (!n->out[i]) {
+      release_all(n->out, i);
+      return cg_last_status();
+    }
+  }
+  return CG_OK;
+}
+
+cg_status cg_execute(const cg_op_def *def, cg_tensor *const *in, int n_in, const cg_attrs *attrs,
+                     cg_tensor **out, int *n_out)
+{
+  if (n_out) *n_out = 0;
+  if (def->n_inputs >= 0 && n_in != def->n_inputs)
+    return cg_set_error(CG_EINVAL, "%s: takes %d inputs, got %d", def->name, def->n_inputs, n_in);
+  if (n_in < 0 || (n_in > 0 && !in))
+    return cg_set_error(CG_EINVAL, "%s: input list is NULL", def->name);
+  for (int i = 0; i < n_in; i++)
+    if (!in[i]) return cg__null_input(def->name, i);
+
+  cg_output_meta meta[CG_MAX_OUTPUTS];
+  for (int i = 0; i < CG_MAX_OUTPUTS; i++) meta[i].set = false;
+  cg_node node = {.def = def, .type = def->name, .n_in = n_in, .in = (cg_tensor **)in,
+                  .meta = meta, .attrs = attrs && attrs->n ? attrs : NULL};
+  cg_status st = def->infer(&node);
+  if (st != CG_OK) {
+    if (cg_last_status() == CG_OK) cg_set_error(st, "%s: shape rule failed", def->name);
+    return cg_last_status();
+  }
+  if ((node.n_out = count_outputs(&node)) < 0) return cg_last_status();
+  if ((st = allocate_outputs(&node)) != CG_OK) return st;
+  node.meta = NULL;
+  if ((st = def->run(&node)) != CG_OK) {
+    if (cg_last_status() == CG_OK) cg_set_error(st, "%s: kernel failed", def->name);
+    release_all(node.out, node.n_out);
+    return cg_last_status();
+  }
+  if (!(def->flags & CG_OP_NOT_DIFFERENTIABLE) && cg__any_tape_recording() &&
+      (st = cg__record(&node)) != CG_OK) {
+    release_all(node.out, node.n_out);
+    return st;
+  }
+  for (int i = 0; i < node.n_out; i++) {
+    cg__scope_adopt(node.out[i]);
+    if (out) out[i] = node.out[i];
+  }
+  if (n_out) *n_out = node.n_out;
+  return CG_OK;
+}
+
+cg_tensor *cg_apply(const cg_op_def *def, cg_tensor *const *in, int n_in, const cg_attrs *attrs)
+{
+  cg_tensor *out[CG_MAX_OUTPUTS];
+  int n = 0;
+  if (cg_execute(def, in, n_in, attrs, out, &n) != CG_OK) return NULL;
+  for (int i = 1; i < n; i++) /* a multi-output op asked for its first output: the rest go */
+    if (!cg__tls()->n_scopes) cg_release(out[i]);
+  return out[0];
+}
+
+cg_tensor *cg_apply1(const cg_op_def *def, cg_tensor *x, const cg_attrs *attrs)
+{
+  return cg_apply(def, &x, 1, attrs);
+}
+
+cg_tensor *cg_apply2(const cg_op_def *def, cg_tensor *a, cg_tensor *b, const cg_attrs *attrs)
+{
+  cg_tensor *in[2] = {a, b};
+  return cg_apply(def, in, 2, attrs);
+}
+
+cg_status cg_call_n(const char *name, cg_tensor *const *in, int n_in, const cg_attrs *attrs,
+                    cg_tensor **out, int max_out, int *n_out)
+{
+  const cg_op_def *def = cg_find_op(name);
+  if (!def) return cg_last_status();
+  cg_tensor *all[CG_MAX_OUTPUTS];
+  int n = 0;
+  cg_status st = cg_execute(def, in, n_in, attrs, all, &n);
+  if (st != CG_OK) return st;
+  for (int i = 0; i < n; i++) {
+    if (i < max_out && out) out[i] = all[i];
+    else if (!cg__tls()->n_scopes) cg_release(all[i]);
+  }
+  if (n_out) *n_out = n < max_out ? n : max_out;
+  return CG_OK;
+}
+
+cg_tensor *cg_call(const char *name, cg_tensor *const *in, int n_in, const cg_attrs *attrs)
+{
+  cg_tensor *out = NULL;
+  return cg_call_n(name, in, n_in, attrs, &out, 1, NULL) == CG_OK ? out : NULL;
+}
+
+/* --- what ops see ------------------------------------------------------------------------- */
+
+const char *cg_node_op_type(const cg_node *n) { return n ? n->type : NULL; }
+void *cg_node_op_user(const cg_node *n) { return n && n->def ? n->def->user : NULL; }
+int cg_node_num_inputs(const cg_node *n) { return n ? n->n_in : 0; }
+int cg_node_num_outputs(const cg_node *n) { return n ? n->n_out : 0; }
+const cg_attrs *cg_node_attrs(const cg_node *n) { return n ? n->attrs : NULL; }
+
+cg_tensor *cg_node_input(const cg_node *n, int i)
+{
+  return n && i >= 0 && i < n->n_in ? n->in[i] : NULL;
+}
+
+cg_tensor *cg_node_output(const cg_node *n, int i)
+{
+  return n && i >= 0 && i < n->n_out ? n->out[i] : NULL;
+}
+
+static cg_status check_output_slot(cg_node *n, int i)
+{
+  if (!n || !n->meta)
+    return cg_set_error(CG_ESTATE, "cg_node_set_output: only a shape rule may declare outputs");
+  if (i < 0 || i >= CG_MAX_OUTPUTS)
+    return cg_set_error(CG_ERANGE, "%s: output %d is outside 0..%d", n->type, i, CG_MAX_OUTPUTS - 1);
+  return CG_OK;
+}
+
+cg_status cg_node_set_output(cg_node *n, int i, cg_dtype d, int ndim, const int64_t *shape)
+{
+  cg_status st = check_output_slot(n, i);
+  if (st != CG_OK) return st;
+  if ((unsigned)d >= CG_NUM_DTYPES)
+    return cg_set_error(CG_EDTYPE, "%s: output %d has unknown dtype %d", n->type, i, (int)d);
+  int64_t size;
+  if ((st = cg__shape_size(n->type, ndim, shape, &size)) != CG_OK) return st;
+  cg_output_meta *m = &n->meta[i];
+  m->dtype = d;
+  m->ndim = ndim;
+  for (int k = 0; k < ndim; k++) m->shape[k] = shape[k];
+  m->alias_of = -1;
+  m->set = true;
+  return CG_OK;
+}
+
+cg_status cg_node_set_output_alias(cg_node *n, int i, int j, int ndim, const int64_t *shape)
+{
+  cg_status st = check_output_slot(n, i);
+  if (st != CG_OK) return st;
+  if (j < 0 || j >= n->n_in)
+    return cg_set_error(CG_ERANGE, "%s: output %d aliases input %d of %d", n->type, i, j, n->n_in);
+  const cg_tensor *src = n->in[j];
+  if ((st = cg_node_set_output(n, i, src->dtype, ndim, shape)) != CG_OK) return st;
+  int64_t size;
+  cg__shape_size(n->type, ndim, shape, &size);
+  if (size != src->size) {
+    char a[160], b[160];
+    n->meta[i].set = false;
+    return cg_set_error(CG_ESHAPE, "%s: a view of shape %s cannot show input %d of shape %s",
+                        n->type, cg__fmt_shape(ndim, shape, a, sizeof a), j,
+                        cg__fmt_shape(src->ndim, src->shape, b, sizeof b));
+  }
+  n->meta[i].alias_of = j;
+  return CG_OK;
+}
+
+cg_status cg_infer_same_as_input(cg_node *n, int i)
+{
+  const cg_tensor *t = cg_node_input(n, i);
+  if (!t) return cg_set_error(CG_ERANGE, "%s: no input %d", n ? n->type : "?", i);
+  return cg_node_set_output(n, 0, t->dtype, t->ndim, t->shape);
+}
+
+/* --- heap nodes (what tapes keep) ------------------------------------------------------------ */
+
+cg_node *cg__node_copy(const cg_node *n)
+{
+  size_t attrs_bytes = n->attrs ? sizeof(cg_attrs) : 0;
+  cg_node *c = cg__malloc(sizeof *c + (size_t)n->n_in * sizeof(cg_tensor *) + attrs_bytes);
+  if (!c) return NULL;
+  *c = *n;
+  c->refcount = 1;
+  c->meta = NULL;
+  c->in = (cg_tensor **)(c + 1);
+  for (int i = 0; i < n->n_in; i++) c->in[i] = cg_retain(n->in[i]);
+  for (int i = 0; i < n->n_out; i++) cg_retain(n->out[i]);
+  cg__custom_record_retain(c->custom);
+  if (n->attrs) {
+    cg_attrs *a = (cg_attrs *)(c->in + n->n_in);
+    memcpy(a, n->attrs, sizeof *a);
+    c->attrs = a;
+  }
+  return c;
+}
+
+void cg__node_release(cg_node *n)
+{
+  if (!n || --n->refcount > 0) return;
+  for (int i = 0; i < n->n_in; i++) cg_release(n->in[i]);
+  for (int i = 0; i < n->n_out; i++) cg_release(n->out[i]);
+  cg__custom_record_free(n->custom);
+  free(n);
+}

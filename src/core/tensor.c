@@ -1,0 +1,263 @@
+/* tensor.c - tensor objects: creation from data or a fill value, views, accessors and
+ * reference counting. Ops never write into an existing tensor; they make new ones. */
+#include "internal.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t next_id = 1;
+
+const char *cg_dtype_name(cg_dtype d)
+{
+  static const char *const names[] = {"f32", "f64", "i32", "i64", "bool"};
+  return (unsigned)d < CG_NUM_DTYPES ? names[d] : "?";
+}
+
+size_t cg_dtype_size(cg_dtype d)
+{
+  static const size_t sizes[] = {4, 8, 4, 8, 1};
+  return (unsigned)d < CG_NUM_DTYPES ? sizes[d] : 0;
+}
+
+int cg_dtype_is_float(cg_dtype d) { return d == CG_F32 || d == CG_F64; }
+
+char *cg__fmt_shape(int ndim, const int64_t *shape, char *buf, size_t n)
+{
+  size_t used = 0;
+  used += (size_t)snprintf(buf, n, "[");
+  for (int i = 0; i < ndim && used < n; i++)
+    used += (size_t)snprintf(buf + used, n - used, i ? ",%lld" : "%lld", (long long)shape[i]);
+  if (used < n) snprintf(buf + used, n - used, "]");
+  return buf;
+}
+
+char *cg_shape_str(const cg_tensor *t, char *buf, size_t n)
+{
+  if (!buf || !n) return buf;
+  if (!t) { snprintf(buf, n, "(null)"); return buf; }
+  return cg__fmt_shape(t->ndim, t->shape, buf, n);
+}
+
+bool cg__shape_equal(int na, const int64_t *a, int nb, const int64_t *b)
+{
+  if (na != nb) return false;
+  for (int i = 0; i < na; i++)
+    if (a[i] != b[i]) return false;
+  return true;
+}
+
+cg_status cg__shape_size(const char *op, int ndim, const int64_t *shape, int64_t *size)
+{
+  char buf[160];
+  if (ndim < 0 || ndim > CG_MAX_DIMS)
+    return cg_set_error(CG_EINVAL, "%s: rank %d is outside 0..%d", op, ndim, CG_MAX_DIMS);
+  if (ndim > 0 && !shape) return cg_set_error(CG_EINVAL, "%s: shape is NULL", op);
+  int64_t n = 1;
+  for (int i = 0; i < ndim; i++) {
+    if (shape[i] < 0)
+      return cg_set_error(CG_EINVAL, "%s: negative dimension in shape %s", op,
+                          cg__fmt_shape(ndim, shape, buf, sizeof buf));
+    if (shape[i] && n > INT64_MAX / 16 / shape[i])
+      return cg_set_error(CG_ENOMEM, "%s: shape %s has too many elements", op,
+                          cg__fmt_shape(ndim, shape, buf, sizeof buf));
+    n *= shape[i];
+  }
+  *size = n;
+  return CG_OK;
+}
+
+static cg_tensor *tensor_header(cg_dtype d, int ndim, const int64_t *shape, int64_t size)
+{
+  cg_tensor *t = cg__malloc(sizeof *t);
+  if (!t) return NULL;
+  t->refcount = 1;
+  t->dtype = d;
+  t->ndim = ndim;
+  for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+  t->size = size;
+  t->buf = NULL;
+  t->data = NULL;
+  t->id = __atomic_fetch_add(&next_id, 1, __ATOMIC_RELAXED);
+  return t;
+}
+
+cg_tensor *cg__tensor_new(cg_dtype d, int ndim, const int64_t *shape)
+{
+  int64_t size;
+  if ((unsigned)d >= CG_NUM_DTYPES) {
+    cg_set_error(CG_EDTYPE, "unknown dtype %d", (int)d);
+    return NULL;
+  }
+  if (cg__shape_size("tensor", ndim, shape, &size) != CG_OK) return NULL;
+  cg_buffer *b = cg__malloc(sizeof *b);
+  if (!b) return NULL;
+  b->refcount = 1;
+  b->device = 0;
+  b->nbytes = (size_t)size * cg_dtype_size(d);
+  b->data = cg__alloc(b->nbytes);
+  cg_tensor *t = b->data ? tensor_header(d, ndim, shape, size) : NULL;
+  if (!t) {
+    cg__free(b->data, b->nbytes);
+    free(b);
+    return NULL;
+  }
+  t->buf = b;
+  t->data = b->data;
+  return t;
+}
+
+cg_tensor *cg__tensor_view(cg_tensor *src, int ndim, const int64_t *shape)
+{
+  cg_tensor *t = tensor_header(src->dtype, ndim, shape, src->size);
+  if (!t) return NULL;
+  t->buf = src->buf;
+  t->data = src->data;
+  __atomic_add_fetch(&src->buf->refcount, 1, __ATOMIC_RELAXED);
+  return t;
+}
+
+cg_tensor *cg_retain(cg_tensor *t)
+{
+  if (t) __atomic_add_fetch(&t->refcount, 1, __ATOMIC_RELAXED);
+  return t;
+}
+
+void cg_release(cg_tensor *t)
+{
+  if (!t || __atomic_sub_fetch(&t->refcount, 1, __ATOMIC_ACQ_REL) > 0) return;
+  cg_buffer *b = t->buf;
+  if (b && __atomic_sub_fetch(&b->refcount, 1, __ATOMIC_ACQ_REL) == 0) {
+    cg__free(b->data, b->nbytes);
+    free(b);
+  }
+  free(t);
+}
+
+/* --- values ---------------------------------------------------------------------------- */
+
+double cg__load(cg_dtype d, const void *base, int64_t i)
+{
+  switch (d) {
+  case CG_F32: return ((const float *)base)[i];
+  case CG_F64: return ((const double *)base)[i];
+  case CG_I32: return ((const int32_t *)base)[i];
+  case CG_I64: return (double)((const int64_t *)base)[i];
+  case CG_BOOL: return ((const uint8_t *)base)[i] != 0;
+  default: return NAN;
+  }
+}
+
+void cg__store(cg_dtype d, void *base, int64_t i, double v)
+{
+  switch (d) {
+  case CG_F32: ((float *)base)[i] = (float)v; break;
+  case CG_F64: ((double *)base)[i] = v; break;
+  case CG_I32: ((int32_t *)base)[i] = (int32_t)v; break;
+  case CG_I64: ((int64_t *)base)[i] = (int64_t)v; break;
+  case CG_BOOL: ((uint8_t *)base)[i] = v != 0; break;
+  default: break;
+  }
+}
+
+cg_tensor *cg_tensor_from(cg_dtype d, int ndim, const int64_t *shape, const void *data)
+{
+  cg_tensor *t = cg__tensor_new(d, ndim, shape);
+  if (!t) return NULL;
+  if (!data && t->size) {
+    cg_release(t);
+    cg_set_error(CG_EINVAL, "cg_tensor_from: data is NULL");
+    return NULL;
+  }
+  if (t->size) memcpy(t->data, data, t->buf->nbytes);
+  cg__scope_adopt(t);
+  return t;
+}
+
+cg_tensor *cg_fill(cg_dtype d, int ndim, const int64_t *shape, double value)
+{
+  cg_tensor *t = cg__tensor_new(d, ndim, shape);
+  if (!t) return NULL;
+  if (value == 0) memset(t->data, 0, t->buf->nbytes);
+  else
+    for (int64_t i = 0; i < t->size; i++) cg__store(d, t->data, i, value);
+  cg__scope_adopt(t);
+  return t;
+}
+
+cg_tensor *cg_zeros(cg_dtype d, int ndim, const int64_t *shape) { return cg_fill(d, ndim, shape, 0); }
+cg_tensor *cg_ones(cg_dtype d, int ndim, const int64_t *shape) { return cg_fill(d, ndim, shape, 1); }
+cg_tensor *cg_scalar(cg_dtype d, double value) { return cg_fill(d, 0, NULL, value); }
+
+cg_tensor *cg_scalar_like(const cg_tensor *t, double value)
+{
+  if (!t) {
+    cg__null_input("cg_scalar_like", 0);
+    return NULL;
+  }
+  return cg_scalar(t->dtype, value);
+}
+
+cg_tensor *cg_arange(cg_dtype d, double start, double stop, double step)
+{
+  if (step == 0 || !isfinite(start) || !isfinite(stop) || !isfinite(step)) {
+    cg_set_error(CG_EINVAL, "cg_arange: step must be finite and nonzero (start %g, stop %g, step %g)",
+                 start, stop, step);
+    return NULL;
+  }
+  double count = ceil((stop - start) / step);
+  if (count < 0) count = 0;
+  if (count > 1e15) {
+    cg_set_error(CG_ENOMEM, "cg_arange: %g elements is too many", count);
+    return NULL;
+  }
+  int64_t n = (int64_t)count;
+  cg_tensor *t = cg__tensor_new(d, 1, &n);
+  if (!t) return NULL;
+  for (int64_t i = 0; i < n; i++) cg__store(d, t->data, i, start + (double)i * step);
+  cg__scope_adopt(t);
+  return t;
+}
+
+/* --- accessors ------------------------------------------------------------------------- */
+
+cg_dtype cg_tensor_dtype(const cg_tensor *t) { return t ? t->dtype : CG_NUM_DTYPES; }
+int cg_tensor_ndim(const cg_tensor *t) { return t ? t->ndim : -1; }
+const int64_t *cg_tensor_shape(const cg_tensor *t) { return t ? t->shape : NULL; }
+int64_t cg_tensor_size(const cg_tensor *t) { return t ? t->size : -1; }
+void *cg_tensor_data(const cg_tensor *t) { return t ? t->data : NULL; }
+
+int64_t cg_tensor_dim(const cg_tensor *t, int axis)
+{
+  if (!t) return -1;
+  if (axis < 0) axis += t->ndim;
+  return axis >= 0 && axis < t->ndim ? t->shape[axis] : -1;
+}
+
+double cg_tensor_get(const cg_tensor *t, int64_t i)
+{
+  if (!t || i < 0 || i >= t->size) {
+    cg_set_error(CG_ERANGE, "cg_tensor_get: index %lld outside a tensor of %lld elements",
+                 (long long)i, (long long)(t ? t->size : 0));
+    return NAN;
+  }
+  return cg__load(t->dtype, t->data, i);
+}
+
+double cg_item(const cg_tensor *t)
+{
+  if (t && t->size != 1) {
+    char buf[160];
+    cg_set_error(CG_ESHAPE, "cg_item: tensor of shape %s has %lld elements, not 1",
+                 cg_shape_str(t, buf, sizeof buf), (long long)t->size);
+    return NAN;
+  }
+  return cg_tensor_get(t, 0);
+}
+
+int64_t cg_tensor_to_f64(const cg_tensor *t, double *out, int64_t n)
+{
+  if (!t || !out) return 0;
+  int64_t m = t->size < n ? t->size : n;
+  for (int64_t i = 0; i < m; i++) out[i] = cg__load(t->dtype, t->data, i);
+  return m;
+}
