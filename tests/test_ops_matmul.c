@@ -8,7 +8,7 @@
 #include <math.h>
 #include <stdio.h>
 
-#define MAX_VALUES 32
+#define MAX_VALUES 48
 
 /* A tensor of dtype d holding values (integers converted exactly, without cg_cast). */
 static cg_tensor *tensor_of(cg_dtype d, int ndim, const int64_t *shape, const double *values)

@@ -129,6 +129,28 @@ static void test_rank3_axes(void **state)
                 ((double[]){8, 9, 10, 11, 20, 21, 22, 23}), 0);
 }
 
+/* Rows longer than the kernels' chunk of 1024 elements: x[i,j] = j of shape [3,2500]. */
+static void test_long_rows(void **state)
+{
+  enum { ROWS = 3, COLS = 2500 };
+  static double x[ROWS * COLS], col_sums[COLS];
+  static int32_t x32[ROWS * COLS];
+  for (int i = 0; i < ROWS * COLS; i++) x32[i] = (int32_t)(x[i] = i % COLS);
+  for (int j = 0; j < COLS; j++) col_sums[j] = 3.0 * j;
+  const int64_t shape[2] = {ROWS, COLS}, rows[1] = {ROWS}, cols[1] = {COLS};
+  const int axis0[1] = {0}, axis1[1] = {1};
+  cg_tensor *f = cgt_f32(2, shape, x), *i = cg_tensor_from(CG_I32, 2, shape, x32);
+  /* 0 + 1 + ... + 2499 = 2499 * 2500 / 2 = 3123750 per row */
+  const double row_sums[ROWS] = {3123750, 3123750, 3123750};
+  assert_tensor(cg_sum(f, axis1, 1, 0), CG_F32, 1, rows, row_sums, 0);
+  assert_tensor(cg_sum(f, axis0, 1, 0), CG_F32, 1, cols, col_sums, 0);
+  assert_tensor(cg_mean(f, NULL, 0, 0), CG_F32, 0, NULL, ((double[]){1249.5}), 0);
+  assert_tensor(cg_sum(i, NULL, 0, 0), CG_I32, 0, NULL, ((double[]){3 * 3123750}), 0);
+  assert_tensor(cg_max(i, axis1, 1, 0), CG_I32, 1, rows, ((double[]){2499, 2499, 2499}), 0);
+  assert_tensor(cg_min(f, axis1, 1, 0), CG_F32, 1, rows, ((double[]){0, 0, 0}), 0);
+  assert_tensor(cg_argmax(f, 1), CG_I64, 1, rows, ((double[]){2499, 2499, 2499}), 0);
+}
+
 /* Rank 0 and size-1 dims. */
 static void test_scalar_and_size_one(void **state)
 {
@@ -435,6 +457,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
       cgt_test(test_known_reductions),
       cgt_test(test_rank3_axes),
+      cgt_test(test_long_rows),
       cgt_test(test_scalar_and_size_one),
       cgt_test(test_empty_axes),
       cgt_test(test_nan_propagates),

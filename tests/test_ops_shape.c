@@ -400,13 +400,18 @@ static const bad_case bad[] = {
     {"Reshape", 1, {F64(1, {1})}, {INTS("shape", 9, 1, 1, 1, 1, 1, 1, 1, 1, 1)}, CG_EINVAL,
      "Reshape: shape [1,1,1,1,1,1,1,1,1] has 9 dimensions, at most 8 allowed"},
     {"Reshape", 1, {F64(2, {2, 3})}, {{NULL}}, CG_EINVAL, "Reshape: attribute shape is missing"},
-    {"ExpandDims", 1, {F64(2, {2, 3})}, {INT("axis", 3)}, CG_ERANGE, "ExpandDims"},
-    {"ExpandDims", 1, {F64(2, {2, 3})}, {INT("axis", -4)}, CG_ERANGE, "ExpandDims"},
+    {"ExpandDims", 1, {F64(2, {2, 3})}, {INT("axis", 3)}, CG_ERANGE,
+     "ExpandDims: axis 3 is outside [-3, 2] for input [2,3]"},
+    {"ExpandDims", 1, {F64(2, {2, 3})}, {INT("axis", -4)}, CG_ERANGE,
+     "ExpandDims: axis -4 is outside [-3, 2] for input [2,3]"},
     {"ExpandDims", 1, {F64(8, {1, 1, 1, 1, 1, 1, 1, 1})}, {INT("axis", 0)}, CG_EINVAL,
      "ExpandDims: input [1,1,1,1,1,1,1,1] already has 8 dimensions"},
     {"Squeeze", 1, {F64(2, {2, 3})}, {INTS("axes", 1, 0)}, CG_ESHAPE,
      "Squeeze: axis 0 of [2,3] has size 2, not 1"},
-    {"Squeeze", 1, {F64(2, {1, 3})}, {INTS("axes", 1, 2)}, CG_ERANGE, "Squeeze"},
+    {"Squeeze", 1, {F64(2, {1, 3})}, {INTS("axes", 1, 2)}, CG_ERANGE,
+     "Squeeze: axis 2 is out of range for rank 2"},
+    {"Squeeze", 1, {F64(2, {1, 1})}, {INTS("axes", 2, 0, -2)}, CG_EINVAL,
+     "Squeeze: axis -2 is given twice"},
     {"Transpose", 1, {F64(2, {2, 3})}, {INTS("perm", 1, 0)}, CG_EINVAL,
      "Transpose: perm [0] has 1 entries for input [2,3] of rank 2"},
     {"Transpose", 1, {F64(2, {2, 3})}, {INTS("perm", 2, 0, 2)}, CG_ERANGE,
@@ -415,13 +420,17 @@ static const bad_case bad[] = {
      "Transpose: perm [-1,0]: entry -1 is out of range for rank 2"},
     {"Transpose", 1, {F64(2, {2, 3})}, {INTS("perm", 2, 1, 1)}, CG_EINVAL,
      "Transpose: perm [1,1] repeats axis 1"},
-    {"Concat", 2, {F64(2, {2, 3}), {CG_F32, 2, {2, 3}}}, {INT("axis", 0)}, CG_EDTYPE, "Concat"},
+    {"Concat", 2, {F64(2, {2, 3}), {CG_F32, 2, {2, 3}}}, {INT("axis", 0)}, CG_EDTYPE,
+     "Concat: dtypes differ: f32 [2,3] vs f64 [2,3]"},
     {"Concat", 2, {F64(2, {2, 3}), F64(2, {3, 3})}, {INT("axis", 1)}, CG_ESHAPE,
      "Concat: input 1 [3,3] does not match input 0 [2,3] outside axis 1"},
     {"Concat", 2, {F64(2, {2, 3}), F64(1, {3})}, {INT("axis", 0)}, CG_ESHAPE,
      "Concat: input 1 [3] does not match input 0 [2,3] outside axis 0"},
-    {"Concat", 2, {F64(2, {2, 3}), F64(2, {2, 3})}, {INT("axis", 2)}, CG_ERANGE, "Concat"},
-    {"Concat", 2, {F64(0, {0}), F64(0, {0})}, {INT("axis", 0)}, CG_ERANGE, "Concat"},
+    {"Concat", 2, {F64(2, {2, 3}), F64(2, {2, 3})}, {INT("axis", 2)}, CG_ERANGE,
+     "Concat: axis 2 is out of range for rank 2"},
+    {"Concat", 2, {F64(0, {0}), F64(0, {0})}, {INT("axis", 0)}, CG_ERANGE,
+     "Concat: axis 0 is out of range for rank 0"},
+    {"Concat", 0, {{0}}, {INT("axis", 0)}, CG_EINVAL, "Concat: needs at least one input, got 0"},
     {"Split", 1, {F64(2, {3, 4})}, {INT("num", 2), INT("axis", 0)}, CG_ESHAPE,
      "Split: axis 0 of [3,4] (size 3) does not split into 2 equal parts"},
     {"Split", 1, {F64(2, {3, 4})}, {INT("num", 17)}, CG_EINVAL, "Split: num 17 is outside [1, 16]"},
@@ -438,7 +447,8 @@ static const bad_case bad[] = {
      "Split: sizes [-1,2,-1] may hold one -1 and otherwise sizes >= 0"},
     {"Split", 1, {F64(2, {3, 4})}, {INTS("sizes", 0, 0)}, CG_EINVAL,
      "Split: sizes [] has 0 entries, needs 1 to 16"},
-    {"Split", 1, {F64(2, {3, 4})}, {INT("num", 1), INT("axis", -3)}, CG_ERANGE, "Split"},
+    {"Split", 1, {F64(2, {3, 4})}, {INT("num", 1), INT("axis", -3)}, CG_ERANGE,
+     "Split: axis -3 is out of range for rank 2"},
     {"Slice", 1, {F64(2, {3, 4})}, {INTS("begin", 2, 0, 5), INTS("size", 2, 1, -1)}, CG_ERANGE,
      "Slice: begin 5 is out of range for axis 1 of [3,4]"},
     {"Slice", 1, {F64(2, {3, 4})}, {INTS("begin", 2, -1, 0), INTS("size", 2, 1, -1)}, CG_ERANGE,
@@ -471,12 +481,16 @@ static const bad_case bad[] = {
      "Tile: multiples [-1,1] has a negative entry"},
     {"Tile", 1, {F64(2, {2, 3})}, {INTS("multiples", 2, BIG, 4)}, CG_ENOMEM,
      "Tile: [2,3] tiled [4611686018427387904,4] overflows"},
+    {"Tile", 1, {F64(2, {2, 3})}, {INTS("multiples", 2, BIG / 4, BIG / 4)}, CG_ENOMEM,
+     "Tile: shape [2305843009213693952,3458764513820540928] has too many elements"},
     {"BroadcastTo", 1, {F64(2, {2, 3})}, {INTS("shape", 2, 4, 3)}, CG_ESHAPE,
      "BroadcastTo: [2,3] does not broadcast to [4,3]"},
     {"BroadcastTo", 1, {F64(2, {2, 3})}, {INTS("shape", 1, 3)}, CG_ESHAPE,
      "BroadcastTo: [2,3] does not broadcast to [3]"},
     {"BroadcastTo", 1, {F64(1, {3})}, {INTS("shape", 2, -1, 3)}, CG_EINVAL,
      "BroadcastTo: shape [-1,3] has a negative size"},
+    {"BroadcastTo", 1, {F64(1, {3})}, {INTS("shape", 3, BIG, BIG, 3)}, CG_ENOMEM,
+     "BroadcastTo: shape [4611686018427387904,4611686018427387904,3] has too many elements"},
     {"BroadcastTo", 1, {F64(1, {3})}, {{NULL}}, CG_EINVAL, "BroadcastTo: attribute shape is missing"},
 };
 
@@ -509,7 +523,7 @@ static void test_bad_inputs(void **state)
 static void test_bad_wrapper_arguments(void **state)
 {
   cg_tensor *x = iota(CG_F64, 2, (int64_t[]){2, 3});
-  cg_tensor *out[2];
+  cg_tensor *out[4];
   int64_t many[17] = {0};
   assert_null(cg_reshape(x, 17, many));
   assert_error(CG_EINVAL, "Reshape: shape has 17 entries");
@@ -526,7 +540,9 @@ static void test_bad_wrapper_arguments(void **state)
   assert_null(cg_broadcast_to(x, -1, NULL));
   assert_error(CG_EINVAL, "BroadcastTo: shape has -1 entries");
   assert_null(cg_concat(NULL, 0, 0));
-  assert_error(CG_EINVAL, "Concat: needs at least one input");
+  assert_error(CG_EINVAL, "Concat: needs at least one input, got 0");
+  assert_null(cg_concat(NULL, 2, 0));
+  assert_error(CG_EINVAL, "Concat: input list is NULL");
   assert_int_equal(cg_split(x, 2, 1, NULL), CG_EINVAL);
   assert_error(CG_EINVAL, "Split: out is NULL");
   assert_int_equal(cg_split(x, 4, 1, out), CG_ESHAPE);

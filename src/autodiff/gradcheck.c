@@ -230,7 +230,11 @@ static cg_tensor *hvp_eval(cg_tensor *const *x, int n, void *p)
   if (inner && g && cg_tape_gradient(tape, inner, x, n, g, &opts) == CG_OK) {
     total = cg_scalar_like(inner, 0);
     for (int i = 0; i < n && total; i++)
-      if (h->v[i] && g[i]) total = cg_add(total, cg_sum(cg_mul(g[i], h->v[i]), NULL, 0, 0));
+      if (h->v[i] && g[i]) { /* inputs may differ in dtype (Cast): total keeps inner's */
+        cg_tensor *term = cg_sum(cg_mul(g[i], h->v[i]), NULL, 0, 0);
+        if (term && cg_tensor_dtype(term) != cg_tensor_dtype(total)) term = cg_cast(term, cg_tensor_dtype(total));
+        total = cg_add(total, term);
+      }
   }
   free(g);
   cg_tape_free(tape);

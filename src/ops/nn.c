@@ -188,9 +188,11 @@ cg_tensor *cg_log_softmax(cg_tensor *x) { return cg_apply1(&log_softmax_def, x, 
 /* ======================================================================================
  * SoftmaxCrossEntropyWithLogits(labels z, logits x): [..., C] -> [...]
  *   loss = -sum_j z_j * log_softmax(x)_j = sum_j z_j * (logsumexp(x) - x_j)
- *   dx = dy[..., None] * (softmax(x) - z);   dz = dy[..., None] * -log_softmax(x)
- * One output (the loss); the gradient recomputes softmax with ops so that it is itself
- * differentiable.
+ *   dx = dy[..., None] * (softmax(x) * sum(z, last, keepdims) - z)
+ *   dz = dy[..., None] * -log_softmax(x)
+ * dx is TensorFlow's softmax(x) - z when each row of labels sums to 1, and stays exact
+ * when it does not. One output (the loss); the gradient recomputes softmax with ops so
+ * that it is itself differentiable.
  * ==================================================================================== */
 
 static cg_status softmax_xent_infer(cg_node *n)
@@ -235,7 +237,7 @@ static cg_status softmax_xent_grad(const cg_node *op, cg_tensor *const *dy, cg_t
   cg_tensor *z = cg_node_input(op, 0), *x = cg_node_input(op, 1);
   cg_tensor *g = per_row(dy[0]);
   dx[0] = cg_mul(g, cg_neg(cg_log_softmax(x)));
-  dx[1] = cg_mul(g, cg_sub(cg_softmax(x), z));
+  dx[1] = cg_mul(g, cg_sub(cg_mul(cg_softmax(x), cg_sum(z, last_axis, 1, 1)), z));
   return both_built(dx[0], dx[1]);
 }
 

@@ -159,52 +159,52 @@ static void cursor_next(const reduce_plan *p, row_cursor *c)
   }
 }
 
+/* Rows are handed to the row functions in chunks of at most this many elements, so that
+ * converting f32 or i32 needs only a small buffer on the stack. */
+#define ROW_CHUNK 1024
+
 /* Calls fn on every row of float x, converted to double (f64 rows are used in place). */
-static cg_status walk_rows_f(const reduce_plan *p, const cg_tensor *x, row_fn_f fn, void *ctx)
+static void walk_rows_f(const reduce_plan *p, const cg_tensor *x, row_fn_f fn, void *ctx)
 {
-  if (p->rows == 0) return CG_OK;
-  double *scratch = NULL;
-  if (x->dtype == CG_F32 && !(scratch = cg__malloc((size_t)p->row_len * sizeof *scratch)))
-    return CG_ENOMEM;
+  double scratch[ROW_CHUNK];
   row_cursor c = {{0}, 0};
   for (int64_t r = 0; r < p->rows; r++) {
-    const double *row;
-    if (scratch) {
-      const float *src = CG_F32P(x) + r * p->row_len;
-      for (int64_t j = 0; j < p->row_len; j++) scratch[j] = src[j];
-      row = scratch;
-    } else {
-      row = CG_F64P(x) + r * p->row_len;
+    for (int64_t j0 = 0; j0 < p->row_len; j0 += ROW_CHUNK) {
+      int64_t len = p->row_len - j0 < ROW_CHUNK ? p->row_len - j0 : ROW_CHUNK;
+      int64_t start = r * p->row_len + j0;
+      const double *row = scratch;
+      if (x->dtype == CG_F32) {
+        const float *src = CG_F32P(x) + start;
+        for (int64_t j = 0; j < len; j++) scratch[j] = src[j];
+      } else {
+        row = CG_F64P(x) + start;
+      }
+      fn(ctx, c.out + j0 * p->row_step, p->row_step, row, len);
     }
-    fn(ctx, c.out, p->row_step, row, p->row_len);
     cursor_next(p, &c);
   }
-  free(scratch);
-  return CG_OK;
 }
 
 /* The same for integer x, converted to int64 (i64 rows are used in place). */
-static cg_status walk_rows_i(const reduce_plan *p, const cg_tensor *x, row_fn_i fn, void *ctx)
+static void walk_rows_i(const reduce_plan *p, const cg_tensor *x, row_fn_i fn, void *ctx)
 {
-  if (p->rows == 0) return CG_OK;
-  int64_t *scratch = NULL;
-  if (x->dtype == CG_I32 && !(scratch = cg__malloc((size_t)p->row_len * sizeof *scratch)))
-    return CG_ENOMEM;
+  int64_t scratch[ROW_CHUNK];
   row_cursor c = {{0}, 0};
   for (int64_t r = 0; r < p->rows; r++) {
-    const int64_t *row;
-    if (scratch) {
-      const int32_t *src = CG_I32P(x) + r * p->row_len;
-      for (int64_t j = 0; j < p->row_len; j++) scratch[j] = src[j];
-      row = scratch;
-    } else {
-      row = CG_I64P(x) + r * p->row_len;
+    for (int64_t j0 = 0; j0 < p->row_len; j0 += ROW_CHUNK) {
+      int64_t len = p->row_len - j0 < ROW_CHUNK ? p->row_len - j0 : ROW_CHUNK;
+      int64_t start = r * p->row_len + j0;
+      const int64_t *row = scratch;
+      if (x->dtype == CG_I32) {
+        const int32_t *src = CG_I32P(x) + start;
+        for (int64_t j = 0; j < len; j++) scratch[j] = src[j];
+      } else {
+        row = CG_I64P(x) + start;
+      }
+      fn(ctx, c.out + j0 * p->row_step, p->row_step, row, len);
     }
-    fn(ctx, c.out, p->row_step, row, p->row_len);
     cursor_next(p, &c);
   }
-  free(scratch);
-  return CG_OK;
 }
 
 /* ======================================================================================
@@ -242,12 +242,12 @@ static cg_status reduce_floats(const reduce_plan *p, const reducer *r, const cg_
   double *acc = cg__malloc((size_t)p->out_size * sizeof *acc);
   if (!acc) return CG_ENOMEM;
   for (int64_t i = 0; i < p->out_size; i++) acc[i] = r->init_f;
-  cg_status st = walk_rows_f(p, x, r->row_f, acc);
-  if (st == CG_OK && r->finish_f)
+  walk_rows_f(p, x, r->row_f, acc);
+  if (r->finish_f)
     for (int64_t i = 0; i < p->out_size; i++) acc[i] = r->finish_f(acc[i], p->count);
-  if (st == CG_OK) store_f(y, acc);
+  store_f(y, acc);
   free(acc);
-  return st;
+  return CG_OK;
 }
 
 static cg_status reduce_ints(const reduce_plan *p, const reducer *r, const cg_tensor *x, cg_tensor *y)
@@ -255,10 +255,10 @@ static cg_status reduce_ints(const reduce_plan *p, const reducer *r, const cg_te
   int64_t *acc = cg__malloc((size_t)p->out_size * sizeof *acc);
   if (!acc) return CG_ENOMEM;
   for (int64_t i = 0; i < p->out_size; i++) acc[i] = r->init_i;
-  cg_status st = walk_rows_i(p, x, r->row_i, acc);
-  if (st == CG_OK) store_i(y, acc);
+  walk_rows_i(p, x, r->row_i, acc);
+  store_i(y, acc);
   free(acc);
-  return st;
+  return CG_OK;
 }
 
 static cg_status reduce_run(cg_node *n, const reducer *r)
@@ -329,9 +329,13 @@ static void sum_row_f(void *ctx, int64_t off, int64_t step, const double *x, int
     for (int64_t j = 0; j < len; j++) acc[j] += x[j];
     return;
   }
-  double s = 0;
-  for (int64_t j = 0; j < len; j++) s += x[j];
-  acc[0] += s;
+  /* independent partial sums: the adds overlap instead of waiting on one another */
+  double part[8] = {0};
+  int64_t j = 0;
+  for (; j + 8 <= len; j += 8)
+    for (int k = 0; k < 8; k++) part[k] += x[j + k];
+  for (; j < len; j++) part[0] += x[j];
+  acc[0] += ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
 }
 
 static void sum_row_i(void *ctx, int64_t off, int64_t step, const int64_t *x, int64_t len)
@@ -518,19 +522,20 @@ static cg_status logsumexp_run(cg_node *n)
   reduce_plan p;
   plan_init(&p, x, mask, y->size);
   double *max = cg__malloc((size_t)p.out_size * sizeof *max);
-  double *sum = cg__calloc((size_t)p.out_size, sizeof *sum);
-  st = max && sum ? CG_OK : CG_ENOMEM;
-  for (int64_t i = 0; st == CG_OK && i < p.out_size; i++) max[i] = -INFINITY;
-  if (st == CG_OK) st = walk_rows_f(&p, x, max_row_f, max);
-  lse_acc acc = {max, sum};
-  if (st == CG_OK) st = walk_rows_f(&p, x, lse_row, &acc);
-  if (st == CG_OK) {
-    for (int64_t i = 0; i < p.out_size; i++) sum[i] = isinf(max[i]) ? max[i] : max[i] + log(sum[i]);
-    store_f(y, sum);
+  double *sum = max ? cg__calloc((size_t)p.out_size, sizeof *sum) : NULL;
+  if (!sum) {
+    free(max);
+    return CG_ENOMEM;
   }
+  for (int64_t i = 0; i < p.out_size; i++) max[i] = -INFINITY;
+  walk_rows_f(&p, x, max_row_f, max);
+  lse_acc acc = {max, sum};
+  walk_rows_f(&p, x, lse_row, &acc);
+  for (int64_t i = 0; i < p.out_size; i++) sum[i] = isinf(max[i]) ? max[i] : max[i] + log(sum[i]);
+  store_f(y, sum);
   free(max);
   free(sum);
-  return st;
+  return CG_OK;
 }
 
 static cg_status logsumexp_grad(const cg_node *op, cg_tensor *const *dy, cg_tensor **dx, void *user)

@@ -53,11 +53,13 @@ static bool add_sizes(int64_t a, int64_t b, int64_t *sum)
   return true;
 }
 
+/* Product of dims from..to-1. Unsigned, because dims beside a 0 may multiply past int64
+ * in an empty tensor (whose size is still valid); no element is addressed then. */
 static int64_t product(const int64_t *v, int from, int to)
 {
-  int64_t p = 1;
-  for (int i = from; i < to; i++) p *= v[i];
-  return p;
+  uint64_t p = 1;
+  for (int i = from; i < to; i++) p *= (uint64_t)v[i];
+  return (int64_t)p;
 }
 
 /* A wrapper's list argument as an ints attribute: too long for an attribute, or NULL
@@ -99,12 +101,13 @@ typedef struct {
   int64_t dst_stride[PLAN_MAX_DIMS];
 } copy_plan;
 
+/* Unsigned for the reason given at product(). */
 static void row_major_strides(int ndim, const int64_t *shape, int64_t *stride)
 {
-  int64_t s = 1;
+  uint64_t s = 1;
   for (int d = ndim - 1; d >= 0; d--) {
-    stride[d] = s;
-    s *= shape[d];
+    stride[d] = (int64_t)s;
+    s *= (uint64_t)shape[d];
   }
 }
 
@@ -289,10 +292,11 @@ static cg_status expand_dims_infer(cg_node *n)
   if (x->ndim >= CG_MAX_DIMS)
     return cg_set_error(CG_EINVAL, "ExpandDims: input %s already has %d dimensions, the most "
                         "a tensor may have", cg__in_shape(n, 0), CG_MAX_DIMS);
-  int axis;
-  cg_status s = cg__normalize_axis("ExpandDims", cg_node_attr_int(n, "axis", 0), x->ndim + 1,
-                                   &axis);
-  if (s != CG_OK) return s;
+  int64_t given = cg_node_attr_int(n, "axis", 0);
+  if (given < -(x->ndim + 1) || given > x->ndim)
+    return cg_set_error(CG_ERANGE, "ExpandDims: axis %" PRId64 " is outside [%d, %d] for input %s",
+                        given, -(x->ndim + 1), x->ndim, cg__in_shape(n, 0));
+  int axis = (int)(given < 0 ? given + x->ndim + 1 : given);
   int64_t shape[CG_MAX_DIMS];
   for (int d = 0, from = 0; d <= x->ndim; d++) shape[d] = d == axis ? 1 : x->shape[from++];
   return cg_node_set_output_alias(n, 0, 0, x->ndim + 1, shape);
@@ -441,6 +445,8 @@ static cg_status concat_axis(const cg_node *n, int *axis)
 
 static cg_status concat_infer(cg_node *n)
 {
+  if (cg_node_num_inputs(n) < 1)
+    return cg_set_error(CG_EINVAL, "Concat: needs at least one input, got 0");
   const cg_tensor *x0 = cg_node_input(n, 0);
   int axis;
   cg_status s = concat_axis(n, &axis);
@@ -504,8 +510,8 @@ static const cg_op_def concat_def = {"Concat", -1, concat_infer, concat_run, 0, 
 
 cg_tensor *cg_concat(cg_tensor *const *xs, int n, int axis)
 {
-  if (!xs || n < 1) {
-    cg_set_error(CG_EINVAL, "Concat: needs at least one input, got %d", xs ? n : 0);
+  if (n < 1) {
+    cg_set_error(CG_EINVAL, "Concat: needs at least one input, got %d", n);
     return NULL;
   }
   cg_attrs a = {0};
