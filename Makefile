@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 PREFIX ?= /usr/local
 
-.PHONY: all deps configure run test install clean
+.PHONY: all deps configure run test bench install clean
 
 all: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -25,3 +25,6 @@ install: all
 
 clean:
 	rm -rf $(BUILD)
+
+bench: deps all
+	@for b in $(BUILD)/bench_*; do echo "== $$b"; OPENBLAS_NUM_THREADS=2 $$b; done

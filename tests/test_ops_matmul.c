@@ -292,6 +292,9 @@ static const bad_product bad_products[] = {
     {CG_F32, 2, {2, 3}, CG_F64, 2, {3, 4}, 0, 0, CG_EDTYPE, "MatMul: dtypes differ: f32 [2,3] vs f64 [3,4]"},
     {CG_BOOL, 2, {2, 3}, CG_BOOL, 2, {3, 4}, 0, 0, CG_EDTYPE,
      "MatMul: inputs must be f32, f64, i32 or i64, got bool [2,3] x [3,4]"},
+    /* empty, so it costs no memory, but still beyond what BLAS can index */
+    {CG_F32, 2, {0, 2147483648}, CG_F32, 2, {2147483648, 0}, 0, 0, CG_ESHAPE,
+     "MatMul: a matrix dimension exceeds BLAS's limit of 2147483647: [0,2147483648] x [2147483648,0]"},
 };
 
 static void test_bad_inputs(void **state)

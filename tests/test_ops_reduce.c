@@ -149,6 +149,9 @@ static void test_long_rows(void **state)
   assert_tensor(cg_max(i, axis1, 1, 0), CG_I32, 1, rows, ((double[]){2499, 2499, 2499}), 0);
   assert_tensor(cg_min(f, axis1, 1, 0), CG_F32, 1, rows, ((double[]){0, 0, 0}), 0);
   assert_tensor(cg_argmax(f, 1), CG_I64, 1, rows, ((double[]){2499, 2499, 2499}), 0);
+  /* 2499 + ln(1 + e^-1 + e^-2 + ...) = 2499 - ln(1 - 1/e) */
+  const double lse = 2499.4586751453871;
+  assert_tensor(cg_logsumexp(f, axis1, 1, 0), CG_F32, 1, rows, ((double[]){lse, lse, lse}), 1e-6);
 }
 
 /* Rank 0 and size-1 dims. */

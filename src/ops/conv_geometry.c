@@ -101,11 +101,10 @@ cg_status cg__window_place(const char *op, const int64_t x[4], int64_t out_c,
     return CG_OK;
   }
   if (ext_h > w->in_h || ext_w > w->in_w)
-    return cg_set_error(CG_ESHAPE,
-                        "%s: window %lldx%lld (after dilation) is larger than the %lldx%lld input "
-                        "under VALID padding: %s",
-                        op, (long long)ext_h, (long long)ext_w, (long long)w->in_h,
-                        (long long)w->in_w, context);
+    return cg_set_error(CG_ESHAPE, "%s: %s %lldx%lld is larger than the %lldx%lld input under VALID padding: %s",
+                        op, w->dil_h > 1 || w->dil_w > 1 ? "dilated window" : "window",
+                        (long long)ext_h, (long long)ext_w, (long long)w->in_h, (long long)w->in_w,
+                        context);
   w->out_h = (w->in_h - ext_h) / w->stride_h + 1;
   w->out_w = (w->in_w - ext_w) / w->stride_w + 1;
   return CG_OK;

@@ -174,7 +174,8 @@ cg_status cg__matmul_reference(const cg_tensor *a, const cg_tensor *b, int trans
   if (!a || !b || !out) return cg_set_error(CG_EINVAL, "MatMul: NULL tensor");
   if (a->dtype != b->dtype || a->dtype != out->dtype || a->dtype == CG_BOOL)
     return cg_set_error(CG_EDTYPE, "MatMul: dtypes %s x %s -> %s (want one of f32, f64, i32, i64)",
-                        cg_dtype_name(a->dtype), cg_dtype_name(b->dtype), cg_dtype_name(out->dtype));
+                        cg_dtype_name(a->dtype), cg_dtype_name(b->dtype),
+                        cg_dtype_name(out->dtype));
   matmul_geom g;
   cg_status st = matmul_geometry(a, b, transpose_a != 0, transpose_b != 0, &g);
   if (st == CG_OK) st = check_out_shape(&g, out);
@@ -207,7 +208,8 @@ static gemm_layout layout_of(const matmul_geom *g)
 {
   gemm_layout l = {g->transpose_a ? CblasTrans : CblasNoTrans,
                    g->transpose_b ? CblasTrans : CblasNoTrans,
-                   (blasint)(g->transpose_a ? g->m : g->k), (blasint)(g->transpose_b ? g->k : g->n)};
+                   (blasint)(g->transpose_a ? g->m : g->k),
+                   (blasint)(g->transpose_b ? g->k : g->n)};
   return l;
 }
 
@@ -245,7 +247,8 @@ static void gemm_f64(const matmul_geom *g, bool fold, const double *a, const dou
   }
 }
 
-static cg_status matmul_blas(const cg_tensor *a, const cg_tensor *b, bool ta, bool tb, cg_tensor *out)
+static cg_status matmul_blas(const cg_tensor *a, const cg_tensor *b, bool ta, bool tb,
+                             cg_tensor *out)
 {
   matmul_geom g;
   cg_status st = matmul_geometry(a, b, ta, tb, &g);
@@ -271,8 +274,10 @@ static cg_status matmul_blas(const cg_tensor *a, const cg_tensor *b, bool ta, bo
  * Broadcast batch dims are summed back by the engine.
  * ==================================================================================== */
 
-static bool attr_transpose_a(const cg_node *n) { return cg_node_attr_int(n, "transpose_a", 0) != 0; }
-static bool attr_transpose_b(const cg_node *n) { return cg_node_attr_int(n, "transpose_b", 0) != 0; }
+static bool attr_transpose(const cg_node *n, const char *name)
+{
+  return cg_node_attr_int(n, name, 0) != 0;
+}
 
 static cg_status matmul_infer(cg_node *n)
 {
@@ -283,7 +288,9 @@ static cg_status matmul_infer(cg_node *n)
     return cg_set_error(CG_EDTYPE, "MatMul: inputs must be f32, f64, i32 or i64, got bool %s x %s",
                         cg__in_shape(n, 0), cg__in_shape(n, 1));
   matmul_geom g;
-  if ((st = matmul_geometry(a, b, attr_transpose_a(n), attr_transpose_b(n), &g)) != CG_OK) return st;
+  bool ta = attr_transpose(n, "transpose_a"), tb = attr_transpose(n, "transpose_b");
+  st = matmul_geometry(a, b, ta, tb, &g);
+  if (st != CG_OK) return st;
   if (cg_dtype_is_float(a->dtype) && (g.m > INT_MAX || g.n > INT_MAX || g.k > INT_MAX))
     return cg_set_error(CG_ESHAPE, "MatMul: a matrix dimension exceeds BLAS's limit of %d: %s x %s",
                         INT_MAX, cg__in_shape(n, 0), cg__in_shape(n, 1));
@@ -298,7 +305,7 @@ static cg_status matmul_run(cg_node *n)
 {
   const cg_tensor *a = cg_node_input(n, 0), *b = cg_node_input(n, 1);
   cg_tensor *y = cg_node_output(n, 0);
-  bool ta = attr_transpose_a(n), tb = attr_transpose_b(n);
+  bool ta = attr_transpose(n, "transpose_a"), tb = attr_transpose(n, "transpose_b");
   if (cg_dtype_is_float(a->dtype)) return matmul_blas(a, b, ta, tb, y);
   return cg__matmul_reference(a, b, ta, tb, y);
 }
@@ -306,7 +313,7 @@ static cg_status matmul_run(cg_node *n)
 static cg_status matmul_grad(const cg_node *op, cg_tensor *const *dy, cg_tensor **dx, void *user)
 {
   cg_tensor *a = cg_node_input(op, 0), *b = cg_node_input(op, 1), *g = dy[0];
-  bool ta = attr_transpose_a(op), tb = attr_transpose_b(op);
+  bool ta = attr_transpose(op, "transpose_a"), tb = attr_transpose(op, "transpose_b");
   if (!ta && !tb) {
     dx[0] = cg_matmul_t(g, b, 0, 1);
     dx[1] = cg_matmul_t(a, g, 1, 0);

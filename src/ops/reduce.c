@@ -1,7 +1,7 @@
 /* reduce.c - reductions over a set of axes (Sum, Mean, Max, Min, Prod, LogSumExp) and the
  * index of the extremum along one axis (ArgMax, ArgMin): shape rules, kernels, gradients.
- * Kernels read the input once, in memory order, one row at a time, accumulating into one
- * slot per output element (double for floats, int64 for integers). */
+ * Kernels read the input in memory order (once; LogSumExp twice), row by row, accumulating
+ * into one slot per output element (double for floats, int64 for integers). */
 #include "kernel.h"
 #include <stdlib.h>
 
@@ -139,8 +139,10 @@ static void plan_init(reduce_plan *p, const cg_tensor *x, const bool *mask, int6
 }
 
 /* Called once per input row: acc_offset is where the row's first output slot lives. */
-typedef void (*row_fn_f)(void *ctx, int64_t acc_offset, int64_t step, const double *x, int64_t len);
-typedef void (*row_fn_i)(void *ctx, int64_t acc_offset, int64_t step, const int64_t *x, int64_t len);
+typedef void (*row_fn_f)(void *ctx, int64_t acc_offset, int64_t step, const double *x,
+                         int64_t len);
+typedef void (*row_fn_i)(void *ctx, int64_t acc_offset, int64_t step, const int64_t *x,
+                         int64_t len);
 
 /* Offset of the first output slot of each row, advanced like an odometer over all dims but
  * the last. */
@@ -163,7 +165,8 @@ static void cursor_next(const reduce_plan *p, row_cursor *c)
  * converting f32 or i32 needs only a small buffer on the stack. */
 #define ROW_CHUNK 1024
 
-/* Calls fn on every row of float x, converted to double (f64 rows are used in place). */
+/* Calls fn on every row of float x, chunk by chunk, converted to double (f64 rows are
+ * used in place). */
 static void walk_rows_f(const reduce_plan *p, const cg_tensor *x, row_fn_f fn, void *ctx)
 {
   double scratch[ROW_CHUNK];
@@ -237,7 +240,8 @@ static void store_i(cg_tensor *y, const int64_t *acc)
     memcpy(CG_I64P(y), acc, (size_t)y->size * sizeof *acc);
 }
 
-static cg_status reduce_floats(const reduce_plan *p, const reducer *r, const cg_tensor *x, cg_tensor *y)
+static cg_status reduce_floats(const reduce_plan *p, const reducer *r, const cg_tensor *x,
+                               cg_tensor *y)
 {
   double *acc = cg__malloc((size_t)p->out_size * sizeof *acc);
   if (!acc) return CG_ENOMEM;
@@ -250,7 +254,8 @@ static cg_status reduce_floats(const reduce_plan *p, const reducer *r, const cg_
   return CG_OK;
 }
 
-static cg_status reduce_ints(const reduce_plan *p, const reducer *r, const cg_tensor *x, cg_tensor *y)
+static cg_status reduce_ints(const reduce_plan *p, const reducer *r, const cg_tensor *x,
+                             cg_tensor *y)
 {
   int64_t *acc = cg__malloc((size_t)p->out_size * sizeof *acc);
   if (!acc) return CG_ENOMEM;
@@ -335,13 +340,15 @@ static void sum_row_f(void *ctx, int64_t off, int64_t step, const double *x, int
   for (; j + 8 <= len; j += 8)
     for (int k = 0; k < 8; k++) part[k] += x[j + k];
   for (; j < len; j++) part[0] += x[j];
-  acc[0] += ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+  acc[0] += ((part[0] + part[1]) + (part[2] + part[3])) +
+            ((part[4] + part[5]) + (part[6] + part[7]));
 }
 
 static void sum_row_i(void *ctx, int64_t off, int64_t step, const int64_t *x, int64_t len)
 {
   int64_t *acc = (int64_t *)ctx + off;
-  for (int64_t j = 0; j < len; j++) acc[j * step] = (int64_t)((uint64_t)acc[j * step] + (uint64_t)x[j]);
+  for (int64_t j = 0; j < len; j++)
+    acc[j * step] = (int64_t)((uint64_t)acc[j * step] + (uint64_t)x[j]);
 }
 
 static const reducer sum_reducer = {0, 0, sum_row_f, sum_row_i, NULL};
@@ -381,7 +388,8 @@ static cg_status mean_grad(const cg_node *op, cg_tensor *const *dy, cg_tensor **
   return cg_status_of(dx[0]);
 }
 
-static const cg_op_def mean_def = {.name = "Mean", .n_inputs = 1, .infer = mean_infer, .run = mean_run};
+static const cg_op_def mean_def = {.name = "Mean", .n_inputs = 1, .infer = mean_infer,
+                                   .run = mean_run};
 
 cg_tensor *cg_mean(cg_tensor *x, const int *axes, int n_axes, int keepdims)
 {
@@ -424,7 +432,10 @@ static void min_row_i(void *ctx, int64_t off, int64_t step, const int64_t *x, in
 static const reducer max_reducer = {-INFINITY, INT64_MIN, max_row_f, max_row_i, NULL};
 static const reducer min_reducer = {INFINITY, INT64_MAX, min_row_f, min_row_i, NULL};
 
-static cg_status extremum_infer(cg_node *n) { return reduce_infer(n, REDUCE_INTS | REDUCE_NONEMPTY); }
+static cg_status extremum_infer(cg_node *n)
+{
+  return reduce_infer(n, REDUCE_INTS | REDUCE_NONEMPTY);
+}
 static cg_status max_run(cg_node *n) { return reduce_run(n, &max_reducer); }
 static cg_status min_run(cg_node *n) { return reduce_run(n, &min_reducer); }
 
@@ -442,8 +453,10 @@ static cg_status extremum_grad(const cg_node *op, cg_tensor *const *dy, cg_tenso
   return cg_status_of(dx[0]);
 }
 
-static const cg_op_def max_def = {.name = "Max", .n_inputs = 1, .infer = extremum_infer, .run = max_run};
-static const cg_op_def min_def = {.name = "Min", .n_inputs = 1, .infer = extremum_infer, .run = min_run};
+static const cg_op_def max_def = {.name = "Max", .n_inputs = 1, .infer = extremum_infer,
+                                  .run = max_run};
+static const cg_op_def min_def = {.name = "Min", .n_inputs = 1, .infer = extremum_infer,
+                                  .run = min_run};
 
 cg_tensor *cg_max(cg_tensor *x, const int *axes, int n_axes, int keepdims)
 {
@@ -469,7 +482,8 @@ static void prod_row_f(void *ctx, int64_t off, int64_t step, const double *x, in
 static void prod_row_i(void *ctx, int64_t off, int64_t step, const int64_t *x, int64_t len)
 {
   int64_t *acc = (int64_t *)ctx + off;
-  for (int64_t j = 0; j < len; j++) acc[j * step] = (int64_t)((uint64_t)acc[j * step] * (uint64_t)x[j]);
+  for (int64_t j = 0; j < len; j++)
+    acc[j * step] = (int64_t)((uint64_t)acc[j * step] * (uint64_t)x[j]);
 }
 
 static const reducer prod_reducer = {1, 1, prod_row_f, prod_row_i, NULL};
@@ -484,7 +498,8 @@ static cg_status prod_grad(const cg_node *op, cg_tensor *const *dy, cg_tensor **
   return cg_status_of(dx[0]);
 }
 
-static const cg_op_def prod_def = {.name = "Prod", .n_inputs = 1, .infer = prod_infer, .run = prod_run};
+static const cg_op_def prod_def = {.name = "Prod", .n_inputs = 1, .infer = prod_infer,
+                                   .run = prod_run};
 
 cg_tensor *cg_prod(cg_tensor *x, const int *axes, int n_axes, int keepdims)
 {
@@ -573,12 +588,19 @@ static bool less_i(int64_t v, int64_t best) { return v < best; }
 static const arg_rule argmax_rule = {greater_f, greater_i};
 static const arg_rule argmin_rule = {less_f, less_i};
 
+/* Attr "axis" (default 0) in [0, rank). */
+static cg_status arg_axis(const cg_node *n, int *axis)
+{
+  return cg__normalize_axis(cg_node_op_type(n), cg_node_attr_int(n, "axis", 0),
+                            cg_node_input(n, 0)->ndim, axis);
+}
+
 static cg_status arg_infer(cg_node *n)
 {
   const cg_tensor *x = cg_node_input(n, 0);
   int axis;
   cg_status st = check_dtype(n, REDUCE_INTS);
-  if (st == CG_OK) st = cg__normalize_axis(cg_node_op_type(n), cg_node_attr_int(n, "axis", 0), x->ndim, &axis);
+  if (st == CG_OK) st = arg_axis(n, &axis);
   if (st != CG_OK) return st;
   if (x->shape[axis] == 0)
     return cg_set_error(CG_ESHAPE, "%s: cannot take the index over empty axis %d of %s",
@@ -632,7 +654,7 @@ static cg_status arg_run(cg_node *n, const arg_rule *rule)
   const cg_tensor *x = cg_node_input(n, 0);
   cg_tensor *y = cg_node_output(n, 0);
   int axis;
-  cg_status st = cg__normalize_axis(cg_node_op_type(n), cg_node_attr_int(n, "axis", 0), x->ndim, &axis);
+  cg_status st = arg_axis(n, &axis);
   if (st != CG_OK) return st;
   if (y->size == 0) return CG_OK;
   arg_layout l = {1, x->shape[axis], 1};
