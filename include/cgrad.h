@@ -471,6 +471,167 @@ typedef struct {
 CG_API cg_status cg_gradcheck(cg_fn fn, void *user, cg_tensor *const *x, int n,
                               const cg_gradcheck_opts *opts, cg_gradcheck_report *report);
 
+
+/* ======================================================================================
+ * Training: initializers, layers, losses, optimizers, metrics
+ * ==================================================================================== */
+
+/* --- initializers (fan_in/fan_out as Keras: [in, out] dense, [kh, kw, in, out] conv) ----- */
+typedef enum {
+  CG_INIT_ZEROS, CG_INIT_CONSTANT,      /* a = value                                        */
+  CG_INIT_UNIFORM,                      /* [a, b)                                           */
+  CG_INIT_NORMAL,                       /* mean a, stddev b                                 */
+  CG_INIT_TRUNCATED_NORMAL,             /* mean a, stddev b, redrawn beyond 2 stddev        */
+  CG_INIT_GLOROT_UNIFORM,               /* U(-l, l), l = sqrt(6 / (fan_in + fan_out))       */
+  CG_INIT_GLOROT_NORMAL,                /* truncated N(0, 2 / (fan_in + fan_out))           */
+  CG_INIT_HE_UNIFORM,                   /* U(-l, l), l = sqrt(6 / fan_in)                   */
+  CG_INIT_HE_NORMAL                     /* truncated N(0, 2 / fan_in)                       */
+} cg_init_kind;
+typedef struct { cg_init_kind kind; double a, b; } cg_initializer;
+CG_API cg_tensor *cg_init_tensor(cg_initializer init, cg_dtype d, int ndim, const int64_t *shape,
+                                 uint64_t seed);
+
+/* --- layers: small modules that own their variables; forward is ops --------------------- */
+typedef struct cg_layer cg_layer;
+typedef enum { CG_ACT_NONE = 0, CG_ACT_RELU, CG_ACT_TANH, CG_ACT_SIGMOID } cg_activation;
+/* y = act(x W + b), x [batch, in]; W Glorot-uniform from seed, b zeros. Variables "<name>/kernel",
+ * "<name>/bias". */
+CG_API cg_layer *cg_dense_layer(const char *name, int64_t in, int64_t out, cg_activation act, uint64_t seed);
+/* NHWC conv with kernel [kh, kw, in, out] (Glorot-uniform) and bias [out]. */
+CG_API cg_layer *cg_conv2d_layer(const char *name, int64_t in_channels, int64_t out_channels,
+                                 int kh, int kw, const int strides[2], cg_padding padding,
+                                 cg_activation act, uint64_t seed);
+CG_API cg_layer *cg_max_pool2d_layer(const int ksize[2], const int strides[2], cg_padding padding);
+CG_API cg_layer *cg_avg_pool2d_layer(const int ksize[2], const int strides[2], cg_padding padding);
+CG_API cg_layer *cg_flatten_layer(void);                /* [batch, ...] -> [batch, prod(...)] */
+/* Training: zero each element with probability rate, scale the rest by 1/(1-rate). Inference: y = x. */
+CG_API cg_layer *cg_dropout_layer(double rate, uint64_t seed);
+/* Normalises over all but the last axis. Training: batch statistics, and moving statistics
+ * updated as m = momentum*m + (1-momentum)*batch; inference: moving statistics. Variables
+ * "<name>/gamma", "<name>/beta" (trainable), "<name>/moving_mean", "<name>/moving_variance". */
+CG_API cg_layer *cg_batch_norm_layer(const char *name, int64_t channels, double momentum, double eps);
+CG_API cg_layer *cg_sequential(const char *name);
+CG_API cg_status cg_sequential_add(cg_layer *seq, cg_layer *layer); /* takes ownership of layer */
+CG_API cg_tensor *cg_layer_forward(cg_layer *layer, cg_tensor *x, int training);
+/* Writes up to max variables (all of them if trainable_only is 0) and returns how many the
+ * layer has. Borrowed: they live as long as the layer. */
+CG_API int cg_layer_variables(cg_layer *layer, int trainable_only, cg_var **out, int max);
+CG_API const char *cg_layer_name(const cg_layer *layer);
+/* One line per layer: "dense_1  Dense(784 -> 256, relu)  200,960 parameters". */
+CG_API cg_status cg_layer_describe(const cg_layer *layer, char *buf, size_t n);
+CG_API void cg_layer_free(cg_layer *layer);               /* frees its variables too        */
+
+/* --- losses: reduction over the batch ---------------------------------------------------- */
+typedef enum { CG_REDUCE_MEAN = 0, CG_REDUCE_SUM, CG_REDUCE_NONE } cg_reduction;
+CG_API cg_tensor *cg_loss_mse(cg_tensor *pred, cg_tensor *target, cg_reduction r);   /* (p-t)^2 */
+CG_API cg_tensor *cg_loss_mae(cg_tensor *pred, cg_tensor *target, cg_reduction r);   /* |p-t|   */
+/* 0.5 d^2 where |d| <= delta, else delta (|d| - 0.5 delta); d = p - t */
+CG_API cg_tensor *cg_loss_huber(cg_tensor *pred, cg_tensor *target, double delta, cg_reduction r);
+/* per example: softmax cross-entropy over the last axis (labels: distributions / class ids) */
+CG_API cg_tensor *cg_loss_softmax_xent(cg_tensor *labels, cg_tensor *logits, cg_reduction r);
+CG_API cg_tensor *cg_loss_sparse_softmax_xent(cg_tensor *labels, cg_tensor *logits, cg_reduction r);
+/* element-wise sigmoid cross-entropy from logits, labels in [0, 1] */
+CG_API cg_tensor *cg_loss_binary_xent(cg_tensor *labels, cg_tensor *logits, cg_reduction r);
+
+/* --- optimizers: torch.optim's update rules exactly (SGD, Adam, AdamW, RMSprop, Adagrad) -- */
+typedef enum { CG_OPT_SGD = 0, CG_OPT_ADAM, CG_OPT_ADAMW, CG_OPT_RMSPROP, CG_OPT_ADAGRAD } cg_optimizer_kind;
+typedef enum { CG_LR_CONSTANT = 0, CG_LR_STEP, CG_LR_COSINE } cg_lr_schedule_kind;
+typedef struct {
+  cg_lr_schedule_kind kind;
+  int64_t step_size;   /* STEP: multiply by gamma every step_size steps                    */
+  double gamma;
+  int64_t decay_steps; /* COSINE: lr_min + (lr - lr_min)(1 + cos(pi min(t, T)/T))/2       */
+  double lr_min;
+} cg_lr_schedule;
+typedef struct {
+  cg_optimizer_kind kind;
+  double lr;            /* learning rate (0: 1e-3 for Adam/AdamW, 1e-2 otherwise)            */
+  double momentum;      /* SGD, RMSprop (PyTorch's momentum buffer)                        */
+  int nesterov;         /* SGD                                                             */
+  double beta1, beta2;  /* Adam/AdamW (0: 0.9, 0.999)                                      */
+  double eps;           /* 0: 1e-8 (Adam/AdamW/RMSprop), 1e-10 (Adagrad), as PyTorch         */
+  double weight_decay;  /* AdamW: decoupled, p -= lr*wd*p before the step (0: none)        */
+  double rho;           /* RMSprop smoothing constant, PyTorch's alpha (0: 0.99)           */
+  double initial_accumulator; /* Adagrad's starting sum of squares                          */
+  double clip_value;    /* > 0: clip each gradient element to [-v, v] first                */
+  double clip_norm;     /* > 0: scale all gradients so their global norm is at most this   */
+  cg_lr_schedule schedule;
+} cg_optimizer_config;
+typedef struct cg_optimizer cg_optimizer;
+CG_API cg_optimizer *cg_optimizer_new(const cg_optimizer_config *config);
+CG_API void cg_optimizer_free(cg_optimizer *opt);
+/* One step: vars[i] -= update(grads[i]); a NULL gradient leaves its variable alone. */
+CG_API cg_status cg_optimizer_apply_gradients(cg_optimizer *opt, cg_tensor *const *grads,
+                                              cg_var *const *vars, int n);
+CG_API int64_t cg_optimizer_iterations(const cg_optimizer *opt); /* steps taken              */
+CG_API double cg_optimizer_current_lr(const cg_optimizer *opt);  /* after the schedule     */
+/* Optimizer state for checkpoints: slots are named "<variable>/<slot>" (e.g. "dense/kernel/m"). */
+CG_API int cg_optimizer_num_slots(const cg_optimizer *opt);
+CG_API const char *cg_optimizer_slot_name(const cg_optimizer *opt, int i);
+CG_API cg_tensor *cg_optimizer_slot(const cg_optimizer *opt, int i); /* borrowed */
+CG_API cg_status cg_optimizer_set_state(cg_optimizer *opt, int64_t iterations,
+                                        const char *const *slot_names, cg_tensor *const *slots, int n);
+/* out[i] = g[i] * min(1, clip_norm / global_norm); *global_norm gets sqrt(sum of squares). */
+CG_API cg_status cg_clip_by_global_norm(cg_tensor *const *grads, int n, double clip_norm,
+                                        cg_tensor **out, double *global_norm);
+
+/* --- metrics ----------------------------------------------------------------------------- */
+/* fraction of rows whose argmax over the last axis equals labels (class ids) */
+CG_API double cg_accuracy(cg_tensor *logits, cg_tensor *labels);
+
+/* ======================================================================================
+ * Checkpoints (safetensors) and data (IDX)
+ * ==================================================================================== */
+
+/* Writes tensors (named) and string metadata to path as safetensors, atomically: a temporary
+ * file in the same directory, flushed, fsynced and renamed over path. */
+CG_API cg_status cg_safetensors_save(const char *path, const char *const *names,
+                                     cg_tensor *const *tensors, int n,
+                                     const char *const *meta_keys, const char *const *meta_values,
+                                     int n_meta);
+typedef struct cg_safetensors cg_safetensors;
+/* Reads and validates the whole file; a truncated, oversized or malformed file is CG_EIO /
+ * CG_EINVAL with a message naming the problem. */
+CG_API cg_safetensors *cg_safetensors_load(const char *path);
+CG_API int cg_safetensors_count(const cg_safetensors *f);
+CG_API const char *cg_safetensors_name(const cg_safetensors *f, int i);
+CG_API cg_tensor *cg_safetensors_get(const cg_safetensors *f, const char *name); /* borrowed */
+CG_API const char *cg_safetensors_meta(const cg_safetensors *f, const char *key); /* or NULL */
+CG_API void cg_safetensors_free(cg_safetensors *f);
+
+/* A model checkpoint: the variables (by name), the optimizer's slots and iteration count, and
+ * metadata ("step", "epoch", "model", ... as key/value strings). */
+CG_API cg_status cg_checkpoint_save(const char *path, cg_var *const *vars, int n_vars,
+                                    const cg_optimizer *opt, const char *const *meta_keys,
+                                    const char *const *meta_values, int n_meta);
+/* Restores variables (names and shapes must match) and, if opt, its state. */
+CG_API cg_status cg_checkpoint_restore(const char *path, cg_var *const *vars, int n_vars,
+                                       cg_optimizer *opt);
+
+/* Any IDX file (optionally gzip-compressed): unsigned/signed bytes, shorts and ints become
+ * i32, floats f32, doubles f64; the shape is the file's. */
+CG_API cg_tensor *cg_idx_read(const char *path);
+
+typedef struct {
+  cg_tensor *images; /* f32 [n, 28, 28, 1], scaled to [0, 1]                              */
+  cg_tensor *labels; /* i64 [n]                                                           */
+} cg_dataset;
+/* Loads "<dir>/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]" (MNIST layout). dir NULL:
+ * Debian's /usr/share/datasets/fashion-mnist. The tensors are yours (cg_dataset_free). */
+CG_API cg_status cg_mnist_load(const char *dir, int train, cg_dataset *out);
+CG_API void cg_dataset_free(cg_dataset *d);
+/* The first n - holdout examples and the last holdout, as new datasets (copies). */
+CG_API cg_status cg_dataset_split(const cg_dataset *d, int64_t holdout, cg_dataset *first, cg_dataset *rest);
+/* Batches in an order shuffled from (seed, epoch): the same on every machine. */
+typedef struct cg_batcher cg_batcher;
+CG_API cg_batcher *cg_batcher_new(const cg_dataset *d, int64_t batch_size, int shuffle, uint64_t seed);
+CG_API cg_status cg_batcher_start_epoch(cg_batcher *b, int64_t epoch);
+/* Next batch (new tensors in the current scope); returns 0 at the end of the epoch. The last
+ * batch may be smaller. */
+CG_API int cg_batcher_next(cg_batcher *b, cg_tensor **images, cg_tensor **labels);
+CG_API int64_t cg_batcher_num_batches(const cg_batcher *b);
+CG_API void cg_batcher_free(cg_batcher *b);
+
 #ifdef __cplusplus
 }
 #endif

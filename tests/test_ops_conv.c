@@ -138,8 +138,8 @@ static void test_backprop_input_values(void **state)
   static const double dx[] = {1, 4, 4, 6, 20, 16, 9, 24, 16};
   for (int k = 0; k < 2; k++) {
     cg_dtype d = float_dtypes[k];
-    cg_tensor *out = cg_conv2d_backprop_input(s3311, floats(d, 4, s2211, f1234),
-                                              floats(d, 4, s1221, f1234), ones, CG_PAD_VALID, ones);
+    cg_tensor *f = floats(d, 4, s2211, f1234), *dy = floats(d, 4, s1221, f1234);
+    cg_tensor *out = cg_conv2d_backprop_input(s3311, f, dy, ones, CG_PAD_VALID, ones);
     assert_tensor(out, d, 4, s3311, dx, 1e-6);
   }
 }
@@ -167,8 +167,8 @@ static void test_backprop_filter_values(void **state)
   static const double df[] = {37, 47, 67, 77};
   for (int k = 0; k < 2; k++) {
     cg_dtype d = float_dtypes[k];
-    cg_tensor *out = cg_conv2d_backprop_filter(floats(d, 4, s3311, x1to9), s2211,
-                                               floats(d, 4, s1221, f1234), ones, CG_PAD_VALID, ones);
+    cg_tensor *x = floats(d, 4, s3311, x1to9), *dy = floats(d, 4, s1221, f1234);
+    cg_tensor *out = cg_conv2d_backprop_filter(x, s2211, dy, ones, CG_PAD_VALID, ones);
     assert_tensor(out, d, 4, s2211, df, 1e-6);
   }
 }
@@ -334,7 +334,8 @@ static void test_empty_batch(void **state)
   cg_tensor *x = cg_zeros(CG_F64, 4, sx), *f = cg_ones(CG_F64, 4, s2211);
   cg_tensor *dy = cg_zeros(CG_F64, 4, sy);
   assert_tensor(cg_conv2d(x, f, ones, CG_PAD_VALID, ones), CG_F64, 4, sy, NULL, 0);
-  assert_tensor(cg_conv2d_backprop_input(sx, f, dy, ones, CG_PAD_VALID, ones), CG_F64, 4, sx, NULL, 0);
+  assert_tensor(cg_conv2d_backprop_input(sx, f, dy, ones, CG_PAD_VALID, ones), CG_F64, 4, sx,
+                NULL, 0);
   assert_tensor(cg_conv2d_backprop_filter(x, s2211, dy, ones, CG_PAD_VALID, ones), CG_F64, 4,
                 s2211, zeros, 0);
 }
@@ -406,7 +407,8 @@ static const bad_input bad_inputs[] = {
     {"Conv2D", {X(1, 3, 3, 1), {CG_F64, 5, {2, 2, 1, 1, 1}}}, OK_WINDOW, {0}, CG_ESHAPE,
      "Conv2D: filter (HWIO) must have rank 4, got [2,2,1,1,1]"},
     {"Conv2D", {X(1, 3, 3, 2), X(2, 2, 3, 1)}, OK_WINDOW, {0}, CG_ESHAPE,
-     "Conv2D: the input has 2 channels but the filter expects 3: input [1,3,3,2], filter [2,2,3,1]"},
+     "Conv2D: the input has 2 channels but the filter expects 3: input [1,3,3,2], "
+     "filter [2,2,3,1]"},
     {"Conv2D", {X(1, 3, 3, 1), X(0, 2, 1, 1)}, OK_WINDOW, {0}, CG_ESHAPE,
      "Conv2D: the filter is empty: input [1,3,3,1], filter [0,2,1,1]"},
     {"Conv2D", {X(1, 3, 3, 1), X(2, 2, 1, 0)}, OK_WINDOW, {0}, CG_ESHAPE,
@@ -483,8 +485,10 @@ static void test_bad_inputs(void **state)
     cg_attrs_set_ints(&a, "strides", b->strides, 2);
     cg_attrs_set_ints(&a, "dilations", b->dilations, 2);
     cg_attrs_set_int(&a, "padding", b->padding);
-    if (strcmp(b->op, "Conv2DBackpropInput") == 0) cg_attrs_set_ints(&a, "input_shape", b->shape_attr, 4);
-    if (strcmp(b->op, "Conv2DBackpropFilter") == 0) cg_attrs_set_ints(&a, "filter_shape", b->shape_attr, 4);
+    if (strcmp(b->op, "Conv2DBackpropInput") == 0)
+      cg_attrs_set_ints(&a, "input_shape", b->shape_attr, 4);
+    if (strcmp(b->op, "Conv2DBackpropFilter") == 0)
+      cg_attrs_set_ints(&a, "filter_shape", b->shape_attr, 4);
     if (cg_call(b->op, in, 2, &a)) fail_msg("bad input row %zu (%s) did not fail", r, b->op);
     assert_error(b->code, b->message);
   }

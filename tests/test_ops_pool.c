@@ -195,8 +195,10 @@ static void test_gradient_op_tape_gradients(void **state)
   cg_tensor *g = cgt_f64(4, s1221, dy1234), *grads[2];
   cg_tape *tape = cg_tape_begin(CG_TAPE_PERSISTENT);
   cg_tape_watch(tape, g);
-  cg_tensor *max_loss = cg_sum(cg_mul(w, cg_max_pool2d_grad(x, g, k2, s2, CG_PAD_VALID)), NULL, 0, 0);
-  cg_tensor *avg_loss = cg_sum(cg_mul(w, cg_avg_pool2d_grad(s4441, g, k2, s2, CG_PAD_VALID)), NULL, 0, 0);
+  cg_tensor *max_grad = cg_max_pool2d_grad(x, g, k2, s2, CG_PAD_VALID);
+  cg_tensor *avg_grad = cg_avg_pool2d_grad(s4441, g, k2, s2, CG_PAD_VALID);
+  cg_tensor *max_loss = cg_sum(cg_mul(w, max_grad), NULL, 0, 0);
+  cg_tensor *avg_loss = cg_sum(cg_mul(w, avg_grad), NULL, 0, 0);
   assert_int_equal(cg_tape_gradient(tape, max_loss, &g, 1, &grads[0], NULL), CG_OK);
   assert_int_equal(cg_tape_gradient(tape, avg_loss, &g, 1, &grads[1], NULL), CG_OK);
   cg_tape_free(tape);
@@ -243,7 +245,8 @@ static void test_adjoint_identities(void **state)
     }
     cg_tensor *g = cg_random_uniform(CG_F64, 4, cg_tensor_shape(pooled), -1, 1, 90 + (uint64_t)i);
     cg_tensor *h = cg_random_uniform(CG_F64, 4, shape, -1, 1, 190 + (uint64_t)i);
-    double lhs = dot(pooled, g), rhs = dot(x, cg_avg_pool2d_grad(shape, g, ksize, strides, padding));
+    double lhs = dot(pooled, g);
+    double rhs = dot(x, cg_avg_pool2d_grad(shape, g, ksize, strides, padding));
     assert_float_equal(lhs, rhs, 1e-12);
 
     cg_attrs a = {0};
@@ -369,12 +372,14 @@ static void test_bad_inputs(void **state)
   for (size_t r = 0; r < sizeof bad_inputs / sizeof bad_inputs[0]; r++) {
     const bad_input *b = &bad_inputs[r];
     cg_tensor *in[2];
-    for (int i = 0; i < b->n_in; i++) in[i] = cg_zeros(b->in[i].dtype, b->in[i].ndim, b->in[i].shape);
+    for (int i = 0; i < b->n_in; i++)
+      in[i] = cg_zeros(b->in[i].dtype, b->in[i].ndim, b->in[i].shape);
     cg_attrs a = {0};
     cg_attrs_set_ints(&a, "ksize", b->ksize, 2);
     cg_attrs_set_ints(&a, "strides", b->strides, 2);
     cg_attrs_set_int(&a, "padding", b->padding);
-    if (strcmp(b->op, "AvgPool2DGrad") == 0) cg_attrs_set_ints(&a, "input_shape", b->input_shape, 4);
+    if (strcmp(b->op, "AvgPool2DGrad") == 0)
+      cg_attrs_set_ints(&a, "input_shape", b->input_shape, 4);
     if (cg_call(b->op, in, b->n_in, &a)) fail_msg("bad input row %zu (%s) did not fail", r, b->op);
     assert_error(b->code, b->message);
   }

@@ -18,9 +18,9 @@ static cg_status check_inputs(const cg_node *n, const char *what0, const char *w
 {
   cg_status st;
   if ((st = cg__require_float(n, 0)) != CG_OK || (st = cg__require_same_dtype(n, 0, 1)) != CG_OK ||
-      (st = cg__require_rank4(n, 0, what0)) != CG_OK || (st = cg__require_rank4(n, 1, what1)) != CG_OK)
+      (st = cg__require_rank4(n, 0, what0)) != CG_OK)
     return st;
-  return CG_OK;
+  return cg__require_rank4(n, 1, what1);
 }
 
 /* Places node n's window over input shape x for filter shape f, after checking the filter
@@ -34,8 +34,9 @@ static cg_status conv_window(const cg_node *n, const int64_t x[4], const int64_t
   if (f[0] == 0 || f[1] == 0 || f[2] == 0 || f[3] == 0)
     return cg_set_error(CG_ESHAPE, "%s: the filter is empty: %s", op, context);
   if (x[3] != f[2])
-    return cg_set_error(CG_ESHAPE, "%s: the input has %lld channels but the filter expects %lld: %s",
-                        op, (long long)x[3], (long long)f[2], context);
+    return cg_set_error(CG_ESHAPE,
+                        "%s: the input has %lld channels but the filter expects %lld: %s", op,
+                        (long long)x[3], (long long)f[2], context);
   cg_window_spec s = {.size = {f[0], f[1]}};
   cg_status st = cg__window_spec_read(n, NULL, &s);
   return st != CG_OK ? st : cg__window_place(op, x, f[3], &s, context, w);
@@ -49,8 +50,8 @@ static cg_status check_dy(const cg_node *n, int i, const cg_window *w)
   const cg_tensor *dy = cg_node_input(n, i);
   if (cg__shape_equal(dy->ndim, dy->shape, 4, y)) return CG_OK;
   char ys[160];
-  return cg_set_error(CG_ESHAPE, "%s: dy has shape %s but the convolution gives %s", cg_node_op_type(n),
-                      cg__in_shape(n, i), cg__fmt_shape(4, y, ys, sizeof ys));
+  return cg_set_error(CG_ESHAPE, "%s: dy has shape %s but the convolution gives %s",
+                      cg_node_op_type(n), cg__in_shape(n, i), cg__fmt_shape(4, y, ys, sizeof ys));
 }
 
 /* ======================================================================================
@@ -89,7 +90,8 @@ static cg_status plan_begin(im2col_plan *p, const cg_node *n, const cg_window *w
   *p = (im2col_plan){.w = w, .dtype = d, .esize = cg_dtype_size(d),
                      .positions = output_size / w->out_c, .taps = w->k_h * w->k_w * w->in_c};
   if (p->taps > INT_MAX || w->out_c > INT_MAX)
-    return cg_set_error(CG_EINVAL, "%s: a filter with %lld taps and %lld outputs is too large for BLAS",
+    return cg_set_error(CG_EINVAL,
+                        "%s: a filter with %lld taps and %lld outputs is too large for BLAS",
                         cg_node_op_type(n), (long long)p->taps, (long long)w->out_c);
   p->rows = CHUNK_ELEMENTS / p->taps;
   if (p->rows < 1) p->rows = 1;
@@ -315,7 +317,8 @@ static cg_tensor *apply_with_window_of(const cg_node *op, const cg_op_def *def,
 {
   cg_window_spec s = {.padding = CG_PAD_VALID};
   cg_attrs attrs = {0};
-  if (cg__window_spec_read(op, NULL, &s) != CG_OK || cg__window_spec_write(&s, NULL, &attrs) != CG_OK)
+  if (cg__window_spec_read(op, NULL, &s) != CG_OK ||
+      cg__window_spec_write(&s, NULL, &attrs) != CG_OK)
     return NULL;
   if (shape_attr && cg_attrs_set_ints(&attrs, shape_attr, shape, 4) != CG_OK) return NULL;
   return cg_apply2(def, a, b, &attrs);
@@ -354,7 +357,8 @@ static cg_status conv2d_run(cg_node *n)
   cg_window w;
   cg_status st = conv2d_window(n, &w);
   return st != CG_OK ? st
-                     : conv2d_gemm(n, &w, cg_node_input(n, 0), cg_node_input(n, 1), cg_node_output(n, 0));
+                     : conv2d_gemm(n, &w, cg_node_input(n, 0), cg_node_input(n, 1),
+                                   cg_node_output(n, 0));
 }
 
 static cg_status conv2d_grad(const cg_node *op, cg_tensor *const *dy, cg_tensor **dx, void *user)
@@ -464,7 +468,8 @@ static const cg_op_def backprop_filter_def = {"Conv2DBackpropFilter", 2, backpro
  * ==================================================================================== */
 
 /* NULL strides or dilations mean 1 along both axes. */
-static void conv_attrs(cg_attrs *a, const int strides[2], cg_padding padding, const int dilations[2])
+static void conv_attrs(cg_attrs *a, const int strides[2], cg_padding padding,
+                       const int dilations[2])
 {
   cg__attrs_pair(a, "strides", strides);
   cg__attrs_pair(a, "dilations", dilations);
@@ -480,8 +485,9 @@ cg_tensor *cg_conv2d(cg_tensor *x, cg_tensor *filter, const int strides[2], cg_p
 }
 
 /* A NULL shape leaves the attribute out, which the shape rule reports. */
-cg_tensor *cg_conv2d_backprop_input(const int64_t input_shape[4], cg_tensor *filter, cg_tensor *dy,
-                                    const int strides[2], cg_padding padding, const int dilations[2])
+cg_tensor *cg_conv2d_backprop_input(const int64_t input_shape[4], cg_tensor *filter,
+                                    cg_tensor *dy, const int strides[2], cg_padding padding,
+                                    const int dilations[2])
 {
   cg_attrs a = {0};
   conv_attrs(&a, strides, padding, dilations);
@@ -489,8 +495,9 @@ cg_tensor *cg_conv2d_backprop_input(const int64_t input_shape[4], cg_tensor *fil
   return cg_apply2(&backprop_input_def, filter, dy, &a);
 }
 
-cg_tensor *cg_conv2d_backprop_filter(cg_tensor *x, const int64_t filter_shape[4], cg_tensor *dy,
-                                     const int strides[2], cg_padding padding, const int dilations[2])
+cg_tensor *cg_conv2d_backprop_filter(cg_tensor *x, const int64_t filter_shape[4],
+                                     cg_tensor *dy, const int strides[2], cg_padding padding,
+                                     const int dilations[2])
 {
   cg_attrs a = {0};
   conv_attrs(&a, strides, padding, dilations);

@@ -84,8 +84,9 @@ cg_status cg__window_place(const char *op, const int64_t x[4], int64_t out_c,
       (st = check_positive(op, "dilations", s->dilations, context)) != CG_OK)
     return st;
   if (s->padding != CG_PAD_VALID && s->padding != CG_PAD_SAME)
-    return cg_set_error(CG_EINVAL, "%s: padding must be CG_PAD_VALID (0) or CG_PAD_SAME (1), got %lld",
-                        op, (long long)s->padding);
+    return cg_set_error(CG_EINVAL,
+                        "%s: padding must be CG_PAD_VALID (0) or CG_PAD_SAME (1), got %lld", op,
+                        (long long)s->padding);
   int64_t ext_h, ext_w;
   if (!dilated_extent(s->size[0], s->dilations[0], &ext_h) ||
       !dilated_extent(s->size[1], s->dilations[1], &ext_w))
@@ -101,7 +102,9 @@ cg_status cg__window_place(const char *op, const int64_t x[4], int64_t out_c,
     return CG_OK;
   }
   if (ext_h > w->in_h || ext_w > w->in_w)
-    return cg_set_error(CG_ESHAPE, "%s: %s %lldx%lld is larger than the %lldx%lld input under VALID padding: %s",
+    return cg_set_error(CG_ESHAPE,
+                        "%s: %s %lldx%lld is larger than the %lldx%lld input under VALID "
+                        "padding: %s",
                         op, w->dil_h > 1 || w->dil_w > 1 ? "dilated window" : "window",
                         (long long)ext_h, (long long)ext_w, (long long)w->in_h, (long long)w->in_w,
                         context);

@@ -19,8 +19,8 @@ static cg_status pool_window(const cg_node *n, const int64_t x[4], cg_window *w)
   cg_status st = cg__window_spec_read(n, "ksize", &s);
   if (st != CG_OK) return st;
   char xs[160], context[240];
-  snprintf(context, sizeof context, "input %s, ksize [%lld,%lld]", cg__fmt_shape(4, x, xs, sizeof xs),
-           (long long)s.size[0], (long long)s.size[1]);
+  snprintf(context, sizeof context, "input %s, ksize [%lld,%lld]",
+           cg__fmt_shape(4, x, xs, sizeof xs), (long long)s.size[0], (long long)s.size[1]);
   return cg__window_place(cg_node_op_type(n), x, x[3], &s, context, w);
 }
 
@@ -43,11 +43,13 @@ typedef struct {
   int64_t y_at;     /* offset of the output pixel y[b, oh, ow, 0]  */
 } pool_span;
 
-static inline int64_t span_pixel(const cg_window *w, const pool_span *s, int64_t h, int64_t c)
+/* Offset of x[b, h, col, 0] for the span's image b. */
+static inline int64_t span_pixel(const cg_window *w, const pool_span *s, int64_t h, int64_t col)
 {
-  return s->image_at + (h * w->in_w + c) * w->in_c;
+  return s->image_at + (h * w->in_w + col) * w->in_c;
 }
 
+/* The in-bounds part [lo, hi) of output o's window along one axis. */
 static void axis_span(int64_t o, int64_t k, int64_t stride, int64_t pad, int64_t in, int64_t *lo,
                       int64_t *hi)
 {
@@ -110,7 +112,8 @@ static cg_status window_attrs_of(const cg_node *op, const char *shape_attr, cons
 static cg_status pooled_input_window(const cg_node *n, cg_window *w)
 {
   cg_status st;
-  if ((st = cg__require_float(n, 0)) != CG_OK || (st = cg__require_rank4(n, 0, "input (NHWC)")) != CG_OK)
+  if ((st = cg__require_float(n, 0)) != CG_OK ||
+      (st = cg__require_rank4(n, 0, "input (NHWC)")) != CG_OK)
     return st;
   return pool_window(n, cg_node_input(n, 0)->shape, w);
 }
@@ -275,7 +278,8 @@ static cg_status max_pool_grad_grad_run(cg_node *n)
   cg_window w;
   cg_status st = max_pool_grad_grad_window(n, &w);
   return st != CG_OK ? st
-                     : gather_maxima(&w, cg_node_input(n, 0), cg_node_input(n, 1), cg_node_output(n, 0));
+                     : gather_maxima(&w, cg_node_input(n, 0), cg_node_input(n, 1),
+                                     cg_node_output(n, 0));
 }
 
 static const cg_op_def max_pool_grad_grad_def = {"MaxPool2DGradGrad", 2, max_pool_grad_grad_infer,
@@ -335,7 +339,8 @@ static const cg_op_def avg_pool_def = {"AvgPool2D", 1, pool_infer, avg_pool_run,
 static cg_status avg_pool_grad_window(const cg_node *n, int64_t x[4], cg_window *w)
 {
   cg_status st;
-  if ((st = cg__require_float(n, 0)) != CG_OK || (st = cg__require_rank4(n, 0, "dy (NHWC)")) != CG_OK ||
+  if ((st = cg__require_float(n, 0)) != CG_OK ||
+      (st = cg__require_rank4(n, 0, "dy (NHWC)")) != CG_OK ||
       (st = cg__shape4_attr(n, "input_shape", x)) != CG_OK || (st = pool_window(n, x, w)) != CG_OK)
     return st;
   int64_t y[4];

@@ -448,17 +448,17 @@ cg_status cg__register_unary_ops(void)
     const cg_op_def *def;
     cg_grad_fn grad;
   } ops[] = {
-      {&neg_def, neg_grad},           {&abs_def, abs_grad},
-      {&sign_def, zero_grad},         {&square_def, square_grad},
+      {&neg_def, neg_grad},               {&abs_def, abs_grad},
+      {&sign_def, zero_grad},             {&square_def, square_grad},
       {&reciprocal_def, reciprocal_grad}, {&sqrt_def, sqrt_grad},
-      {&rsqrt_def, rsqrt_grad},       {&exp_def, exp_grad},
-      {&expm1_def, expm1_grad},       {&log_def, log_grad},
-      {&log1p_def, log1p_grad},       {&sin_def, sin_grad},
-      {&cos_def, cos_grad},           {&tanh_def, tanh_grad},
-      {&sigmoid_def, sigmoid_grad},   {&softplus_def, softplus_grad},
-      {&relu_def, relu_grad},         {&leaky_relu_def, leaky_relu_grad},
-      {&elu_def, elu_grad},           {&floor_def, zero_grad},
-      {&ceil_def, zero_grad},         {&round_def, zero_grad},
+      {&rsqrt_def, rsqrt_grad},           {&exp_def, exp_grad},
+      {&expm1_def, expm1_grad},           {&log_def, log_grad},
+      {&log1p_def, log1p_grad},           {&sin_def, sin_grad},
+      {&cos_def, cos_grad},               {&tanh_def, tanh_grad},
+      {&sigmoid_def, sigmoid_grad},       {&softplus_def, softplus_grad},
+      {&relu_def, relu_grad},             {&leaky_relu_def, leaky_relu_grad},
+      {&elu_def, elu_grad},               {&floor_def, zero_grad},
+      {&ceil_def, zero_grad},             {&round_def, zero_grad},
   };
   for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
     cg_status st = cg__register_builtin(ops[i].def, ops[i].grad);

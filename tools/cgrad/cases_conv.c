@@ -22,7 +22,8 @@ static void conv_window(cg_attrs *a, int64_t sh, int64_t sw, cg_padding padding,
   cg_attrs_set_int(a, "padding", padding);
 }
 
-static void shape_attr(cg_attrs *a, const char *name, int64_t d0, int64_t d1, int64_t d2, int64_t d3)
+static void shape_attr(cg_attrs *a, const char *name, int64_t d0, int64_t d1, int64_t d2,
+                       int64_t d3)
 {
   const int64_t shape[4] = {d0, d1, d2, d3};
   cg_attrs_set_ints(a, name, shape, 4);
@@ -61,8 +62,16 @@ static void pool3_same_s2(cg_attrs *a) { pool_window(a, 3, 2, CG_PAD_SAME); }
 static void pool2_same_s1(cg_attrs *a) { pool_window(a, 2, 1, CG_PAD_SAME); }
 static void pool3_same_s1(cg_attrs *a) { pool_window(a, 3, 1, CG_PAD_SAME); }
 
-static void avg_input_valid_s2(cg_attrs *a) { pool2_valid_s2(a); shape_attr(a, "input_shape", 1, 4, 4, 2); }
-static void avg_input_same_s2(cg_attrs *a) { pool3_same_s2(a); shape_attr(a, "input_shape", 2, 5, 5, 1); }
+static void avg_input_valid_s2(cg_attrs *a)
+{
+  pool2_valid_s2(a);
+  shape_attr(a, "input_shape", 1, 4, 4, 2);
+}
+static void avg_input_same_s2(cg_attrs *a)
+{
+  pool3_same_s2(a);
+  shape_attr(a, "input_shape", 2, 5, 5, 1);
+}
 static void avg_input_leftover(cg_attrs *a)
 {
   pool_window(a, 3, 2, CG_PAD_VALID);
