@@ -245,6 +245,10 @@ CG_API cg_tensor *cg_slice(cg_tensor *x, const int64_t *begin, const int64_t *si
 CG_API cg_tensor *cg_pad(cg_tensor *x, const int64_t *paddings, double value);
 CG_API cg_tensor *cg_tile(cg_tensor *x, const int64_t *multiples); /* ndim multiples     */
 CG_API cg_tensor *cg_broadcast_to(cg_tensor *x, int ndim, const int64_t *shape);
+/* The same with the shape taken from another tensor when the op runs (tf.reshape(x,
+ * tf.shape(like))): what gradients use, so they also work on graphs with unknown dims. */
+CG_API cg_tensor *cg_reshape_like(cg_tensor *x, cg_tensor *like); /* same element count */
+CG_API cg_tensor *cg_broadcast_like(cg_tensor *x, cg_tensor *like);
 /* out[..., i, ...] = params[..., indices[i], ...] along axis; indices i32/i64 of any shape. */
 CG_API cg_tensor *cg_gather(cg_tensor *params, cg_tensor *indices, int axis);
 /* out[s] = sum of data[i] where ids[i] == s; ids i32/i64 shaped like data's leading dims. */
@@ -471,6 +475,76 @@ typedef struct {
 CG_API cg_status cg_gradcheck(cg_fn fn, void *user, cg_tensor *const *x, int n,
                               const cg_gradcheck_opts *opts, cg_gradcheck_report *report);
 
+
+/* ======================================================================================
+ * Graphs (tf.Graph, tf.gradients, Session.run) and traced functions (tf.function)
+ * ==================================================================================== */
+
+typedef struct cg_graph cg_graph;
+enum {
+  CG_GRAPH_CSE = 1u << 0,           /* merge identical nodes before running               */
+  CG_GRAPH_FOLD_CONSTANTS = 1u << 1 /* compute constant-only nodes once and keep them     */
+};
+CG_API cg_graph *cg_graph_new(void);
+/* Frees the graph, its nodes and folded constants. Symbolic tensors of it that you still
+ * hold stay valid objects but can no longer be run. */
+CG_API void cg_graph_free(cg_graph *g);
+CG_API cg_status cg_graph_set_options(cg_graph *g, unsigned options); /* CG_GRAPH_* */
+/* While entered (on this thread, nestable per graph), every op call adds a node to g and
+ * returns a symbolic tensor: dtype and shape from the op's shape rule, unknown dims -1, no
+ * values. Concrete tensors used as inputs become constants of the graph. */
+CG_API cg_status cg_graph_enter(cg_graph *g);
+CG_API cg_status cg_graph_exit(cg_graph *g); /* CG_ESTATE if g is not the entered graph  */
+CG_API cg_graph *cg_graph_current(void);
+/* A value fed at run time; -1 dims accept any size. name appears in errors and DOT. */
+CG_API cg_tensor *cg_placeholder(cg_dtype d, int ndim, const int64_t *shape, const char *name);
+CG_API int cg_tensor_is_symbolic(const cg_tensor *t);
+
+typedef struct {
+  cg_tensor *const *stop_gradients; /* treated as constants (tf.gradients' stop_gradients) */
+  int n_stop;
+  cg_unconnected unconnected;
+} cg_gradients_opts;
+/* tf.gradients: out[i] = sum over j of d ys[j] / d xs[i] (seeded by grad_ys[j], or ones),
+ * added to the graph of ys as gradient nodes; NULL for unconnected (unless ZERO) and integer
+ * xs. grad_ys and opts may be NULL. */
+CG_API cg_status cg_gradients(cg_tensor *const *ys, int ny, cg_tensor *const *xs, int nx,
+                              cg_tensor *const *grad_ys, cg_tensor **out,
+                              const cg_gradients_opts *opts);
+
+typedef struct {
+  cg_tensor *placeholder;
+  cg_tensor *value;
+} cg_feed;
+/* Session.run: computes fetches (symbolic tensors of g) into out (new tensors), running only
+ * the nodes they need, in order, releasing each intermediate after its last reader. */
+CG_API cg_status cg_graph_run(cg_graph *g, const cg_feed *feeds, int n_feeds,
+                              cg_tensor *const *fetches, int n_fetches, cg_tensor **out);
+typedef struct {
+  size_t nodes;              /* nodes in the graph                                        */
+  size_t nodes_run;          /* nodes the last run executed                               */
+  size_t nodes_merged;       /* removed by common-subexpression elimination (last run)    */
+  size_t nodes_folded;       /* served from folded constants (last run)                   */
+  size_t peak_bytes;         /* most intermediate bytes alive at once in the last run     */
+  size_t total_bytes;        /* all intermediate bytes of the last run, if none were freed */
+} cg_graph_stats;
+CG_API cg_status cg_graph_get_stats(const cg_graph *g, cg_graph_stats *out);
+/* Graphviz DOT: one box per node (op type, output shape), gradient nodes marked with the
+ * gradient function that made them, placeholders and constants as ellipses. */
+CG_API cg_status cg_graph_write_dot(const cg_graph *g, FILE *f);
+
+/* tf.function: fn builds ny outputs from nx inputs with ops; it is traced once per input
+ * signature (dtypes and shapes) into a graph and replayed by cg_function_call. Under a tape a
+ * call records as one op whose gradient is the graph's own symbolic gradient (itself a traced
+ * function, so higher orders work). Free a function after the tapes that recorded it. */
+typedef cg_status (*cg_trace_fn)(cg_tensor *const *x, int nx, cg_tensor **y, int ny, void *user);
+typedef struct cg_function cg_function;
+CG_API cg_function *cg_function_trace(const char *name, cg_trace_fn fn, void *user,
+                                      cg_tensor *const *example_inputs, int nx, int ny);
+CG_API cg_status cg_function_call(cg_function *f, cg_tensor *const *x, cg_tensor **y);
+CG_API int cg_function_num_traces(const cg_function *f);
+CG_API cg_graph *cg_function_graph(const cg_function *f, int trace); /* borrowed */
+CG_API void cg_function_free(cg_function *f);
 
 /* ======================================================================================
  * Training: initializers, layers, losses, optimizers, metrics

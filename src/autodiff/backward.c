@@ -3,6 +3,7 @@
  * reduce what it returns, accumulate with AddN. Tapes (and graphs) hand it their nodes. */
 #include "tape.h"
 #include "custom.h"
+#include "backward.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -103,25 +104,26 @@ static void accum_free(accum_map *m)
 
 /* --- reducing a broadcast gradient ----------------------------------------------------------- */
 
+/* Unknown dims (-1, graph mode) are given the benefit of the doubt; the run checks them. */
 static bool reducible_to(const cg_tensor *g, int ndim, const int64_t *shape)
 {
   if (g->ndim < ndim) return false;
   for (int d = 0; d < ndim; d++) {
     int64_t gd = g->shape[g->ndim - ndim + d];
-    if (gd != shape[d] && shape[d] != 1) return false;
+    if (gd != shape[d] && shape[d] != 1 && gd >= 0 && shape[d] >= 0) return false;
   }
   return true;
 }
 
-cg_tensor *cg__sum_to_shape(cg_tensor *g, int ndim, const int64_t *shape)
+cg_tensor *cg__sum_to_shape(cg_tensor *g, cg_tensor *like)
 {
   if (!g) return NULL;
-  int axes[CG_MAX_DIMS], n = 0, lead = g->ndim - ndim;
+  int axes[CG_MAX_DIMS], n = 0, lead = g->ndim - like->ndim;
   for (int d = 0; d < g->ndim; d++)
-    if (d < lead || (shape[d - lead] == 1 && g->shape[d] != 1)) axes[n++] = d;
+    if (d < lead || (like->shape[d - lead] == 1 && g->shape[d] != 1)) axes[n++] = d;
   cg_tensor *s = n ? cg_sum(g, axes, n, 0) : g;
-  return cg__shape_equal(s ? s->ndim : -1, s ? s->shape : NULL, ndim, shape) ? s
-                                                                             : cg_reshape(s, ndim, shape);
+  if (s && cg__shape_equal(s->ndim, s->shape, like->ndim, like->shape)) return s;
+  return cg_reshape_like(s, like); /* (the shape may only be known when the graph runs) */
 }
 
 /* --- the walk --------------------------------------------------------------------------------- */
@@ -132,6 +134,7 @@ typedef struct {
   bool *on_path;    /* node depends on a source                      */
   cg_idset reached; /* ids of sources and of everything computed from them */
   cg_idset sources;
+  cg_idset stops;   /* treated as constants: no gradient flows through them */
   accum_map grads;
 } walk;
 
@@ -184,7 +187,7 @@ static cg_status conform(const cg_node *n, int j, cg_tensor *g, cg_tensor **out)
     if (!reducible_to(g, x->ndim, x->shape))
       return cg_set_error(CG_EUSER, "%s: the gradient for input %d has shape %s, expected %s (the input's)",
                           n->type, j, cg_shape_str(g, gs, sizeof gs), cg_shape_str(x, xs, sizeof xs));
-    g = cg__sum_to_shape(g, x->ndim, x->shape);
+    g = cg__sum_to_shape(g, (cg_tensor *)x);
     if (!g) return cg_last_status();
   }
   *out = cg_retain(g);
@@ -203,22 +206,34 @@ static cg_status call_gradient(const cg_node *n, cg_tensor *const *dy, cg_tensor
 }
 
 /* Differentiates one node: gathers dy, calls its gradient, accumulates into its inputs. */
+static bool carries_gradient(walk *w, const cg_tensor *t)
+{
+  return !cg__idset_has(&w->stops, t->id) && accum_find(&w->grads, t->id, false) != NULL;
+}
+
 static cg_status visit(walk *w, const cg_node *n)
 {
   cg_tensor *dy[CG_MAX_OUTPUTS];
   bool any = false;
-  for (int o = 0; o < n->n_out; o++) any |= accum_find(&w->grads, n->out[o]->id, false) != NULL;
+  if (n->def && (n->def->flags & CG_OP_NOT_DIFFERENTIABLE) && !n->custom) return CG_OK;
+  for (int o = 0; o < n->n_out; o++) any |= carries_gradient(w, n->out[o]);
   if (!any) return CG_OK;
   cg_tensor *small[8], **dx = n->n_in <= 8 ? small : cg__malloc((size_t)n->n_in * sizeof *dx);
   if (!dx) return CG_ENOMEM;
   cg_scope scope = cg_scope_begin();
   cg_status st = CG_OK;
   for (int o = 0; o < n->n_out && st == CG_OK; o++) {
-    dy[o] = accum_total(&w->grads, n->out[o]->id);
+    dy[o] = carries_gradient(w, n->out[o]) ? accum_total(&w->grads, n->out[o]->id) : NULL;
     if (!dy[o]) dy[o] = cg_zeros_like(n->out[o]);
     if (!dy[o]) st = cg_last_status();
   }
-  if (st == CG_OK) st = call_gradient(n, dy, dx);
+  if (st == CG_OK) {
+    cg_thread_state *ts = cg__tls();
+    const char *outer = ts->building_gradient; /* graph nodes remember which gradient made them */
+    ts->building_gradient = n->custom ? n->type : n->grad_name;
+    st = call_gradient(n, dy, dx);
+    ts->building_gradient = outer;
+  }
   for (int j = 0; j < n->n_in && st == CG_OK; j++) {
     const cg_tensor *x = n->in[j];
     cg_tensor *g = NULL;
@@ -250,40 +265,44 @@ static cg_status check_args(const char *fn, cg_tensor *target, cg_tensor *const 
   return CG_OK;
 }
 
-/* d target / d sources over nodes (in execution order); sources outside followed (a
- * tape's watched and recorded tensors) get none, as in TensorFlow. out[i] gets owned
- * references. */
-static cg_status backward(cg_node *const *nodes, size_t n_nodes, const cg_idset *followed,
-                          cg_tensor *target, cg_tensor *const *sources, int n_src,
-                          cg_tensor **out, const cg_grad_opts *opts)
+cg_status cg__backward(const cg_backward_args *a, cg_tensor **out)
 {
-  walk w = {.nodes = nodes, .n_nodes = n_nodes};
-  for (int i = 0; i < n_src; i++) out[i] = NULL;
-  w.on_path = cg__calloc(n_nodes ? n_nodes : 1, sizeof *w.on_path);
+  walk w = {.nodes = a->nodes, .n_nodes = a->n_nodes};
+  for (int i = 0; i < a->n_src; i++) out[i] = NULL;
+  w.on_path = cg__calloc(a->n_nodes ? a->n_nodes : 1, sizeof *w.on_path);
   if (!w.on_path) return CG_ENOMEM;
   cg_scope scope = cg_scope_begin();
-  cg_status st = find_path(&w, sources, n_src, followed);
-  if (st == CG_OK && cg_dtype_is_float(target->dtype) && cg__idset_has(&w.reached, target->id)) {
-    cg_tensor *seed = opts && opts->output_gradient ? opts->output_gradient : cg_ones_like(target);
+  cg_status st = CG_OK;
+  for (int i = 0; i < a->n_stops && st == CG_OK; i++)
+    if (cg__idset_add(&w.stops, a->stops[i]->id) != CG_OK) st = CG_ENOMEM;
+  if (st == CG_OK) st = find_path(&w, a->sources, a->n_src, a->followed);
+  bool any_target = false;
+  for (int t = 0; t < a->n_targets && st == CG_OK; t++) {
+    cg_tensor *target = a->targets[t];
+    if (!cg_dtype_is_float(target->dtype) || !cg__idset_has(&w.reached, target->id)) continue;
+    cg_tensor *seed = a->seeds && a->seeds[t] ? a->seeds[t] : cg_ones_like(target);
     st = seed ? accum_add(&w.grads, target->id, cg_retain(seed)) : cg_last_status();
-    for (size_t k = n_nodes; k-- > 0 && st == CG_OK;)
-      if (w.on_path[k]) st = visit(&w, nodes[k]);
+    any_target = true;
   }
-  for (int i = 0; i < n_src && st == CG_OK; i++) {
-    cg_tensor *g = differentiable_source(sources[i], followed) ? accum_total(&w.grads, sources[i]->id) : NULL;
-    if (!g && cg_dtype_is_float(sources[i]->dtype) && opts && opts->unconnected == CG_UNCONNECTED_ZERO)
-      g = cg_zeros_like(sources[i]);
+  for (size_t k = a->n_nodes; any_target && k-- > 0 && st == CG_OK;)
+    if (w.on_path[k]) st = visit(&w, a->nodes[k]);
+  for (int i = 0; i < a->n_src && st == CG_OK; i++) {
+    const cg_tensor *src = a->sources[i];
+    bool differentiable = differentiable_source(src, a->followed);
+    cg_tensor *g = differentiable ? accum_total(&w.grads, src->id) : NULL;
+    if (!g && differentiable && a->unconnected == CG_UNCONNECTED_ZERO) {
+      g = cg_zeros_like(a->sources[i]);
+      if (!g) st = cg_last_status();
+    }
     out[i] = cg_retain(g);
-    if (!g && cg_last_status() != CG_OK && cg_dtype_is_float(sources[i]->dtype) && opts &&
-        opts->unconnected == CG_UNCONNECTED_ZERO)
-      st = cg_last_status();
   }
   cg_scope_end(scope);
   accum_free(&w.grads);
   cg__idset_free(&w.reached);
   cg__idset_free(&w.sources);
+  cg__idset_free(&w.stops);
   free(w.on_path);
-  for (int i = 0; i < n_src; i++) {
+  for (int i = 0; i < a->n_src; i++) {
     if (st != CG_OK) {
       cg_release(out[i]);
       out[i] = NULL;
@@ -304,7 +323,11 @@ static cg_status tape_gradient(cg_tape *tape, cg_tensor *target, cg_tensor *cons
                                    "begin it with CG_TAPE_PERSISTENT to ask more than once");
   bool was_busy = tape->busy;
   tape->busy = true; /* a tape does not record its own gradient computation */
-  cg_status st = backward(tape->nodes, tape->n_nodes, &tape->tracked, target, sources, n, out, opts);
+  cg_backward_args a = {.nodes = tape->nodes, .n_nodes = tape->n_nodes, .followed = &tape->tracked,
+                        .targets = &target, .seeds = opts ? &opts->output_gradient : NULL,
+                        .n_targets = 1, .sources = sources, .n_src = n,
+                        .unconnected = opts ? opts->unconnected : CG_UNCONNECTED_NONE};
+  cg_status st = cg__backward(&a, out);
   tape->busy = was_busy;
   return st;
 }

@@ -3,6 +3,7 @@
  * user's backward, checked for the right number, dtype and shape of gradients. */
 #include "custom.h"
 #include "tape.h"
+#include "../graph/graph.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -173,9 +174,11 @@ static cg_status run_forward(cg_custom_record *r, cg_tensor *const *x, cg_tensor
   if (st != CG_OK && cg_last_status() == CG_OK)
     cg_set_error(CG_EUSER, "%s: custom forward failed (status %s)", r->name, cg_status_name(st));
   /* A fresh tensor per output (a view, no copy): the record's outputs must differ from its
-     inputs even when the forward returns an input as is. */
+     inputs even when the forward returns an input as is. In a graph the custom node makes
+     them (see add_to_graph); here we only keep the forward's outputs alive. */
   for (int i = 0; i < n_out; i++)
-    y[i] = st == CG_OK ? cg__tensor_view(y[i], y[i]->ndim, y[i]->shape) : NULL;
+    y[i] = st != CG_OK ? NULL
+           : y[i]->graph ? cg_retain(y[i]) : cg__tensor_view(y[i], y[i]->ndim, y[i]->shape);
   cg_scope_end(scope);
   for (int i = 0; i < n_out && st == CG_OK; i++)
     if (!y[i]) st = CG_ENOMEM;
@@ -187,7 +190,51 @@ static cg_status run_forward(cg_custom_record *r, cg_tensor *const *x, cg_tensor
   return st == CG_OK ? CG_OK : cg_last_status();
 }
 
-static const cg_op_def custom_op = {.name = "CustomGradient", .n_inputs = -1};
+/* In a graph, a custom gradient is a node whose inputs are (x..., variables read...,
+ * forward outputs...) and whose outputs view the forward outputs: running it costs nothing,
+ * and differentiating it calls the user's backward (the forward's own nodes never are). */
+static cg_status custom_graph_infer(cg_node *n)
+{
+  int64_t n_out = cg_node_attr_int(n, "n_out", 1);
+  if (n_out < 1 || n_out > n->n_in) return cg_set_error(CG_EINVAL, "%s: bad output count", n->type);
+  for (int o = 0; o < n_out; o++) {
+    int j = n->n_in - (int)n_out + o;
+    cg_status st = cg_node_set_output_alias(n, o, j, n->in[j]->ndim, n->in[j]->shape);
+    if (st != CG_OK) return st;
+  }
+  return CG_OK;
+}
+static cg_status custom_graph_run(cg_node *n) { return CG_OK; }
+static const cg_op_def custom_op = {.name = "CustomGradient", .n_inputs = -1,
+                                    .infer = custom_graph_infer, .run = custom_graph_run};
+
+static cg_status add_to_graph(cg_graph *g, cg_custom_record *r, cg_tensor *const *x, cg_tensor **y)
+{
+  int n_x = r->def.n_inputs, n_vars = r->ctx.n_vars, n_out = r->def.n_outputs;
+  int n_in = n_x + n_vars + n_out;
+  cg_tensor **in = cg__malloc((size_t)n_in * sizeof *in);
+  if (!in) return CG_ENOMEM;
+  cg_output_meta meta[CG_MAX_OUTPUTS];
+  for (int i = 0; i < n_x; i++) in[i] = x[i];
+  for (int j = 0; j < n_vars; j++) in[n_x + j] = r->ctx.var_values[j];
+  for (int o = 0; o < n_out; o++) {
+    in[n_x + n_vars + o] = y[o];
+    meta[o] = (cg_output_meta){.dtype = y[o]->dtype, .ndim = y[o]->ndim, .alias_of = n_x + n_vars + o, .set = true};
+    for (int d = 0; d < y[o]->ndim; d++) meta[o].shape[d] = y[o]->shape[d];
+  }
+  cg_attrs attrs = {0};
+  cg_attrs_set_int(&attrs, "n_out", n_out);
+  cg_node node = {.def = &custom_op, .type = r->name, .n_in = n_in, .in = in, .n_out = n_out,
+                  .attrs = &attrs, .custom = r};
+  cg_tensor *out[CG_MAX_OUTPUTS];
+  cg_status st = cg__graph_add_node(g, &node, meta, out);
+  free(in);
+  for (int o = 0; o < n_out; o++) {
+    cg_release(y[o]); /* the node holds the forward's outputs now */
+    y[o] = st == CG_OK ? out[o] : NULL; /* already handed to the scope by the graph */
+  }
+  return st;
+}
 
 static cg_status record(cg_custom_record *r, cg_tensor *const *x, cg_tensor **y)
 {
@@ -219,17 +266,19 @@ cg_status cg_custom_gradient(const cg_custom_def *def, cg_tensor *const *x, cg_t
   cg_custom_record *r = new_record(def, x);
   if (!r) return cg_last_status();
   st = run_forward(r, x, y);
+  cg_graph *g = cg__tls()->graph;
+  if (st == CG_OK && g) st = add_to_graph(g, r, x, y);
   if (st == CG_OK) {
     r->ctx.n_outputs = def->n_outputs;
     for (int i = 0; i < def->n_outputs; i++) r->ctx.outputs[i] = y[i];
-    if (cg__any_tape_recording()) st = record(r, x, y);
+    if (!g && cg__any_tape_recording()) st = record(r, x, y);
   }
   cg__custom_record_free(r);
   for (int i = 0; i < def->n_outputs; i++) {
     if (st != CG_OK) {
       cg_release(y[i]);
       y[i] = NULL;
-    } else {
+    } else if (!g) {
       cg__scope_adopt(y[i]);
     }
   }

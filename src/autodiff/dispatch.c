@@ -3,6 +3,7 @@
  * the cg_node accessors that shape rules, kernels and gradients use. */
 #include "node.h"
 #include "custom.h"
+#include "../graph/graph.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,27 +43,38 @@ static cg_status allocate_outputs(cg_node *n)
   return CG_OK;
 }
 
-cg_status cg_execute(const cg_op_def *def, cg_tensor *const *in, int n_in, const cg_attrs *attrs,
-                     cg_tensor **out, int *n_out)
+static cg_status execute(const cg_op_def *def, cg_tensor *const *in, int n_in, const cg_attrs *attrs,
+                         cg_tensor **out, int *n_out, bool adopt)
 {
   if (n_out) *n_out = 0;
   if (def->n_inputs >= 0 && n_in != def->n_inputs)
     return cg_set_error(CG_EINVAL, "%s: takes %d inputs, got %d", def->name, def->n_inputs, n_in);
   if (n_in < 0 || (n_in > 0 && !in))
     return cg_set_error(CG_EINVAL, "%s: input list is NULL", def->name);
-  for (int i = 0; i < n_in; i++)
+  cg_graph *graph = cg__tls()->graph;
+  for (int i = 0; i < n_in; i++) {
     if (!in[i]) return cg__null_input(def->name, i);
+    if (in[i]->graph && in[i]->graph != graph)
+      return cg_set_error(CG_ESTATE, graph ? "%s: input %d belongs to another graph"
+                                           : "%s: input %d is a symbolic tensor of a graph: compute it "
+                                             "with cg_graph_run, or enter its graph",
+                          def->name, i);
+  }
 
   cg_output_meta meta[CG_MAX_OUTPUTS];
   for (int i = 0; i < CG_MAX_OUTPUTS; i++) meta[i].set = false;
   cg_node node = {.def = def, .type = def->name, .n_in = n_in, .in = (cg_tensor **)in,
                   .meta = meta, .attrs = attrs && attrs->n ? attrs : NULL};
-  cg_status st = def->infer(&node);
+  cg_status st = graph ? cg__infer_symbolic(&node) : def->infer(&node);
   if (st != CG_OK) {
     if (cg_last_status() == CG_OK) cg_set_error(st, "%s: shape rule failed", def->name);
     return cg_last_status();
   }
   if ((node.n_out = count_outputs(&node)) < 0) return cg_last_status();
+  if (graph) { /* graph mode: a node, symbolic outputs, nothing runs */
+    if ((st = cg__graph_add_node(graph, &node, meta, out)) == CG_OK && n_out) *n_out = node.n_out;
+    return st;
+  }
   if ((st = allocate_outputs(&node)) != CG_OK) return st;
   node.meta = NULL;
   if ((st = def->run(&node)) != CG_OK) {
@@ -76,11 +88,23 @@ cg_status cg_execute(const cg_op_def *def, cg_tensor *const *in, int n_in, const
     return st;
   }
   for (int i = 0; i < node.n_out; i++) {
-    cg__scope_adopt(node.out[i]);
+    if (adopt) cg__scope_adopt(node.out[i]);
     if (out) out[i] = node.out[i];
   }
   if (n_out) *n_out = node.n_out;
   return CG_OK;
+}
+
+cg_status cg_execute(const cg_op_def *def, cg_tensor *const *in, int n_in, const cg_attrs *attrs,
+                     cg_tensor **out, int *n_out)
+{
+  return execute(def, in, n_in, attrs, out, n_out, true);
+}
+
+cg_status cg__execute_owned(const cg_op_def *def, cg_tensor *const *in, int n_in,
+                            const cg_attrs *attrs, cg_tensor **out, int *n_out)
+{
+  return execute(def, in, n_in, attrs, out, n_out, false);
 }
 
 cg_tensor *cg_apply(const cg_op_def *def, cg_tensor *const *in, int n_in, const cg_attrs *attrs)

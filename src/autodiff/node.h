@@ -33,12 +33,17 @@ struct cg_node {
   cg_grad_entry *grad;               /* resolved through overrides on record */
   const char *grad_name;             /* which gradient (for messages)        */
   cg_custom_record *custom;          /* non-NULL for a custom gradient       */
+  const char *made_by;               /* graph nodes built by a gradient function: its name */
+  size_t graph_index;                /* position in its graph                */
 };
 
 /* Runs def on inputs (the one path every op takes): checks, infers, allocates, runs,
  * records on the tapes that watch an input. Writes n_out outputs into out. */
 cg_status cg_execute(const cg_op_def *def, cg_tensor *const *in, int n_in,
                      const cg_attrs *attrs, cg_tensor **out, int *n_out);
+/* The same, but the outputs are the caller's references (no scope adopts them). */
+cg_status cg__execute_owned(const cg_op_def *def, cg_tensor *const *in, int n_in,
+                            const cg_attrs *attrs, cg_tensor **out, int *n_out);
 /* Shorthand for single-output ops: returns output 0 or NULL. */
 cg_tensor *cg_apply(const cg_op_def *def, cg_tensor *const *in, int n_in, const cg_attrs *attrs);
 cg_tensor *cg_apply1(const cg_op_def *def, cg_tensor *x, const cg_attrs *attrs);
@@ -62,7 +67,7 @@ void cg__node_release(cg_node *n);
 /* A trainable variable's value was read: auto-watch and collect for custom gradients. */
 void cg__on_var_read(cg_var *v, cg_tensor *value);
 
-/* Reduce a gradient of a broadcast shape back to (ndim, shape) by summing. */
-cg_tensor *cg__sum_to_shape(cg_tensor *g, int ndim, const int64_t *shape);
+/* Reduce a gradient of a broadcast shape back to like's shape by summing. */
+cg_tensor *cg__sum_to_shape(cg_tensor *g, cg_tensor *like);
 
 #endif

@@ -171,7 +171,7 @@ cg_status cg__record(const cg_node *n)
     if (!tape_follows_an_input(t, n)) continue;
     if (!copy) {
       if (!(copy = cg__node_copy(n))) return cg_last_status();
-      if (!copy->custom) {
+      if (!copy->custom && !copy->grad) { /* a traced function's call brings its own */
         copy->grad = cg__resolve_gradient(n->type);
         if (!copy->grad) {
           cg__node_release(copy);

@@ -23,6 +23,11 @@ struct cg_tensor {
   cg_buffer *buf;
   void *data;  /* into buf                                                  */
   uint64_t id; /* unique per tensor on this process; tapes track these      */
+  /* Symbolic tensors (graph mode) have no buffer: graph is set, data NULL, unknown dims -1. */
+  struct cg_graph *graph;
+  struct cg_node *producer; /* borrowed from the graph; NULL for placeholders */
+  int out_index;
+  char *name;               /* placeholders: the name errors use             */
 };
 
 /* --- allocation ---------------------------------------------------------------------- */
@@ -39,6 +44,9 @@ cg_status cg__shape_size(const char *op, int ndim, const int64_t *shape, int64_t
 cg_tensor *cg__tensor_new(cg_dtype d, int ndim, const int64_t *shape);
 /* A new tensor viewing src's buffer with another shape of the same size (caller-owned). */
 cg_tensor *cg__tensor_view(cg_tensor *src, int ndim, const int64_t *shape);
+/* A new symbolic tensor of graph g (no buffer), caller-owned. Dims may be -1 (unknown). */
+cg_tensor *cg__tensor_symbolic(struct cg_graph *g, cg_dtype d, int ndim, const int64_t *shape);
+static inline bool cg__is_symbolic(const cg_tensor *t) { return t->graph != NULL; }
 /* Hand one reference the library holds to the innermost scope (or to the caller). */
 void cg__scope_adopt(cg_tensor *t);
 bool cg__shape_equal(int na, const int64_t *a, int nb, const int64_t *b);
@@ -75,6 +83,8 @@ typedef struct cg_thread_state {
   cg_override *overrides;
   int n_overrides, cap_overrides;
   cg_collector *collector; /* innermost custom forward collecting variable reads */
+  struct cg_graph *graph;   /* the graph ops add nodes to, or NULL (eager)         */
+  const char *building_gradient; /* set while a gradient function builds graph nodes */
 } cg_thread_state;
 
 cg_thread_state *cg__tls(void);

@@ -41,6 +41,12 @@ void cg_fprint(FILE *f, const cg_tensor *t)
     fputs("tensor(NULL)\n", f);
     return;
   }
+  if (t->graph) {
+    char shape[160];
+    fprintf(f, "tensor(<symbolic%s%s>, shape=%s, dtype=%s)\n", t->name ? " " : "", t->name ? t->name : "",
+            cg__fmt_shape(t->ndim, t->shape, shape, sizeof shape), cg_dtype_name(t->dtype));
+    return;
+  }
   fputs("tensor(", f);
   print_axis(f, t, 0, 0, t->size > 1000);
   fprintf(f, ", dtype=%s)\n", cg_dtype_name(t->dtype));

@@ -78,6 +78,19 @@ static cg_tensor *tensor_header(cg_dtype d, int ndim, const int64_t *shape, int6
   t->buf = NULL;
   t->data = NULL;
   t->id = __atomic_fetch_add(&next_id, 1, __ATOMIC_RELAXED);
+  t->graph = NULL;
+  t->producer = NULL;
+  t->out_index = 0;
+  t->name = NULL;
+  return t;
+}
+
+cg_tensor *cg__tensor_symbolic(struct cg_graph *g, cg_dtype d, int ndim, const int64_t *shape)
+{
+  int64_t size = 1;
+  for (int i = 0; i < ndim; i++) size = shape[i] < 0 || size < 0 ? -1 : size * shape[i];
+  cg_tensor *t = tensor_header(d, ndim, shape, size);
+  if (t) t->graph = g;
   return t;
 }
 
@@ -130,6 +143,7 @@ void cg_release(cg_tensor *t)
     cg__free(b->data, b->nbytes);
     free(b);
   }
+  free(t->name);
   free(t);
 }
 
@@ -235,6 +249,10 @@ int64_t cg_tensor_dim(const cg_tensor *t, int axis)
 
 double cg_tensor_get(const cg_tensor *t, int64_t i)
 {
+  if (t && t->graph) {
+    cg_set_error(CG_ESTATE, "cg_tensor_get: a symbolic (graph) tensor has no values until cg_graph_run");
+    return NAN;
+  }
   if (!t || i < 0 || i >= t->size) {
     cg_set_error(CG_ERANGE, "cg_tensor_get: index %lld outside a tensor of %lld elements",
                  (long long)i, (long long)(t ? t->size : 0));
@@ -256,7 +274,7 @@ double cg_item(const cg_tensor *t)
 
 int64_t cg_tensor_to_f64(const cg_tensor *t, double *out, int64_t n)
 {
-  if (!t || !out) return 0;
+  if (!t || !out || t->graph) return 0;
   int64_t m = t->size < n ? t->size : n;
   for (int64_t i = 0; i < m; i++) out[i] = cg__load(t->dtype, t->data, i);
   return m;

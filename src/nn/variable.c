@@ -1,6 +1,6 @@
 /* variable.c - variables: a named, mutable holder of a tensor value. Reading one under a
- * tape watches it (if trainable); assigning replaces the value with a new tensor, so values
- * already recorded on tapes never change underneath them. */
+ * tape watches it (if trainable); reading one in a graph adds a ReadVariable node; assigning
+ * replaces the value with a new tensor, so values already recorded never change underneath. */
 #include "../autodiff/node.h"
 #include <stdlib.h>
 #include <string.h>
@@ -55,12 +55,42 @@ const char *cg_var_name(const cg_var *v) { return v ? v->name : NULL; }
 int cg_var_trainable(const cg_var *v) { return v ? v->trainable : 0; }
 cg_tensor *cg_var_value(const cg_var *v) { return v ? v->value : NULL; }
 
+/* --- ReadVariable: a variable read inside a graph reads the value current at run time ---- */
+
+static cg_var *node_var(const cg_node *n) { return (cg_var *)(intptr_t)cg_node_attr_int(n, "var", 0); }
+
+static cg_status read_variable_infer(cg_node *n)
+{
+  const cg_tensor *v = node_var(n)->value;
+  return cg_node_set_output(n, 0, v->dtype, v->ndim, v->shape);
+}
+
+static cg_status read_variable_run(cg_node *n)
+{
+  const cg_tensor *v = node_var(n)->value;
+  memcpy(cg_node_output(n, 0)->data, v->data, (size_t)v->size * cg_dtype_size(v->dtype));
+  return CG_OK;
+}
+
+static const cg_op_def read_variable = {"ReadVariable", 0, read_variable_infer, read_variable_run,
+                                        CG_OP_STATEFUL | CG_OP_NOT_DIFFERENTIABLE, NULL};
+
+static cg_tensor *read_in_graph(cg_var *v)
+{
+  cg_attrs a = {0};
+  cg_attrs_set_int(&a, "var", (int64_t)(intptr_t)v);
+  cg_tensor *t = cg_apply(&read_variable, NULL, 0, &a);
+  if (t) cg__on_var_read(v, t);
+  return t;
+}
+
 cg_tensor *cg_var_read(cg_var *v)
 {
   if (!v) {
     cg_set_error(CG_EINVAL, "cg_var_read: variable is NULL");
     return NULL;
   }
+  if (cg__tls()->graph) return read_in_graph(v);
   cg__on_var_read(v, v->value);
   cg__scope_adopt(cg_retain(v->value));
   return v->value;

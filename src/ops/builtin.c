@@ -5,7 +5,7 @@ cg_status cg__register_all_builtins(void)
 {
   cg_status (*const families[])(void) = {
       cg__register_unary_ops, cg__register_binary_ops, cg__register_reduce_ops,
-      cg__register_matmul_ops, cg__register_shape_ops, cg__register_index_ops,
+      cg__register_matmul_ops, cg__register_shape_ops, cg__register_shape_like_ops, cg__register_index_ops,
       cg__register_nn_ops,    cg__register_conv_ops,
   };
   cg_status first = CG_OK;

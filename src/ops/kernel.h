@@ -58,6 +58,7 @@ cg_status cg__register_binary_ops(void);
 cg_status cg__register_reduce_ops(void);
 cg_status cg__register_matmul_ops(void);
 cg_status cg__register_shape_ops(void);
+cg_status cg__register_shape_like_ops(void);
 cg_status cg__register_index_ops(void);
 cg_status cg__register_nn_ops(void);
 cg_status cg__register_conv_ops(void);

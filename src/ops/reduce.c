@@ -302,7 +302,7 @@ static cg_tensor *as_keepdims(const cg_node *op, cg_tensor *t)
 static cg_tensor *spread_back(const cg_node *op, cg_tensor *dy)
 {
   cg_tensor *x = cg_node_input(op, 0);
-  return cg_broadcast_to(as_keepdims(op, dy), x->ndim, x->shape);
+  return cg_broadcast_like(as_keepdims(op, dy), x);
 }
 
 static cg_tensor *apply_reduce(const cg_op_def *def, cg_tensor *x, const int *axes, int n_axes,
@@ -382,9 +382,12 @@ static cg_status mean_run(cg_node *n) { return reduce_run(n, &mean_reducer); }
 
 static cg_status mean_grad(const cg_node *op, cg_tensor *const *dy, cg_tensor **dx, void *user)
 {
-  const cg_tensor *x = cg_node_input(op, 0), *y = cg_node_output(op, 0);
-  int64_t count = y->size > 0 ? x->size / y->size : 1;
-  dx[0] = cg_div(spread_back(op, dy[0]), cg_scalar_like(dy[0], (double)count));
+  cg_tensor *x = cg_node_input(op, 0), *y = cg_node_output(op, 0);
+  /* In a graph with unknown dims the count is only known when it runs: count it there. */
+  cg_tensor *count = x->size >= 0 && y->size >= 0
+                         ? cg_scalar_like(dy[0], y->size > 0 ? (double)(x->size / y->size) : 1.0)
+                         : cg_div(cg_sum(cg_ones_like(x), NULL, 0, 0), cg_sum(cg_ones_like(y), NULL, 0, 0));
+  dx[0] = cg_div(spread_back(op, dy[0]), count);
   return cg_status_of(dx[0]);
 }
 

@@ -205,11 +205,10 @@ static void copy_block(void *dst, int64_t dst_row, const void *src, int64_t src_
 /* Views need no kernel: the dispatcher points the output at the input's buffer. */
 static cg_status view_run(cg_node *n) { return CG_OK; }
 
-/* Reshape, ExpandDims, Squeeze: dx = reshape(dy, x.shape) */
+/* Reshape, ExpandDims, Squeeze: dx = reshape_like(dy, x) */
 static cg_status view_grad(const cg_node *op, cg_tensor *const *dy, cg_tensor **dx, void *user)
 {
-  const cg_tensor *x = cg_node_input(op, 0);
-  dx[0] = cg_reshape(dy[0], x->ndim, x->shape);
+  dx[0] = cg_reshape_like(dy[0], cg_node_input(op, 0));
   return cg_status_of(dx[0]);
 }
 

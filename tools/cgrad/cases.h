@@ -34,6 +34,11 @@ const cg_grad_case *cg_grad_cases(int *n);
 cg_status cg_run_grad_case(const cg_grad_case *c, cg_dtype dtype, int order, uint64_t seed,
                            cg_gradcheck_report *report);
 
+/* The row's function applied to x (what gradient checks differentiate). */
+cg_tensor *cg_grad_case_call(const cg_grad_case *c, cg_tensor *const *x, int n);
+/* Input i of the row, drawn from seed, float inputs in dtype. */
+cg_tensor *cg_grad_case_input(const cg_grad_case *c, int i, cg_dtype dtype, uint64_t seed);
+
 /* The family tables (each file defines one; keep the name <family>). */
 #define CG_DECLARE_CASES(family)                      \
   extern const cg_grad_case cg_cases_##family[];      \

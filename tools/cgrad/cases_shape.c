@@ -139,5 +139,10 @@ const cg_grad_case cg_cases_shape[] = {
     ROW("BroadcastTo", "[2,1] -> [2,4]", MAT(2, 1), shape_2x4),
     ROW("BroadcastTo", "rank 0 -> [2,2]", RANK0, shape_2x2),
     ROW("BroadcastTo", "[2,3] -> [2,3] unchanged", MAT(2, 3), shape_2x3),
+    /* the shape comes from the second input (its values do not matter) */
+    {"ReshapeLike", "[2,3] like [3,2]", 2, {{CG_F64, MAT(2, 3), -1, 1}, {CG_F64, MAT(3, 2), -1, 1}}, NULL, NULL, 1},
+    {"ReshapeLike", "rank 0 like [1,1]", 2, {{CG_F64, RANK0, -1, 1}, {CG_F64, MAT(1, 1), -1, 1}}, NULL, NULL, 1},
+    {"BroadcastLike", "[3] like [2,3]", 2, {{CG_F64, VEC(3), -1, 1}, {CG_F64, MAT(2, 3), -1, 1}}, NULL, NULL, 1},
+    {"BroadcastLike", "[2,1] like [3,2,4]", 2, {{CG_F64, MAT(2, 1), -1, 1}, {CG_F64, CUBE(3, 2, 4), -1, 1}}, NULL, NULL, 1},
 };
 const int cg_cases_shape_n = sizeof cg_cases_shape / sizeof cg_cases_shape[0];

@@ -33,6 +33,8 @@ const cg_grad_case *cg_grad_cases(int *n)
   return all;
 }
 
+static cg_tensor *make_input(const cg_case_input *in, cg_dtype float_dtype, uint64_t seed);
+
 static cg_tensor *call_row(cg_tensor *const *x, int n, void *user)
 {
   const cg_grad_case *c = user;
@@ -40,6 +42,16 @@ static cg_tensor *call_row(cg_tensor *const *x, int n, void *user)
   cg_attrs a = {0};
   if (c->attrs) c->attrs(&a);
   return cg_call(c->op, x, n, &a);
+}
+
+cg_tensor *cg_grad_case_call(const cg_grad_case *c, cg_tensor *const *x, int n)
+{
+  return call_row(x, n, (void *)c);
+}
+
+cg_tensor *cg_grad_case_input(const cg_grad_case *c, int i, cg_dtype dtype, uint64_t seed)
+{
+  return make_input(&c->in[i], dtype, seed * 131 + (uint64_t)i);
 }
 
 static cg_tensor *make_input(const cg_case_input *in, cg_dtype float_dtype, uint64_t seed)
@@ -60,7 +72,7 @@ cg_status cg_run_grad_case(const cg_grad_case *c, cg_dtype dtype, int order, uin
   cg_status st = CG_OK;
   if (c->n_in < 1 || c->n_in > 4) st = cg_set_error(CG_EINVAL, "case %s: %d inputs", c->op, c->n_in);
   for (int i = 0; i < c->n_in && st == CG_OK; i++)
-    if (!(x[i] = make_input(&c->in[i], dtype, seed * 131 + (uint64_t)i))) st = cg_last_status();
+    if (!(x[i] = cg_grad_case_input(c, i, dtype, seed))) st = cg_last_status();
   if (st == CG_OK) {
     cg_gradcheck_opts opts = {.order = order == 2 && c->order2 ? 2 : 1, .seed = seed};
     st = cg_gradcheck(call_row, (void *)c, x, c->n_in, &opts, report);

@@ -1,0 +1,256 @@
+/* function.c - traced functions (tf.function): a C function traced once per input
+ * signature into a graph, replayed by running the graph, and recorded on tapes as one op
+ * whose gradient is another trace on the same graph (the symbolic gradient, built once on
+ * first use, and itself differentiable the same way). */
+#include "graph.h"
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct trace trace;
+struct trace {
+  char *name;
+  cg_graph *graph;
+  bool owns_graph;
+  int nx, ny;
+  cg_tensor **in;  /* placeholders, retained                            */
+  cg_tensor **out; /* symbolic outputs, retained (NULL: no such output)  */
+  trace *backward; /* inputs (x..., dy...) -> dx...; built on first use  */
+  cg_grad_entry grad;
+};
+
+struct cg_function {
+  char *name;
+  cg_trace_fn fn;
+  void *user;
+  int nx, ny;
+  trace **traces;
+  int n_traces;
+};
+
+static void trace_free(trace *t)
+{
+  if (!t) return;
+  trace_free(t->backward);
+  for (int i = 0; i < t->nx; i++) cg_release(t->in[i]);
+  for (int i = 0; i < t->ny; i++) cg_release(t->out[i]);
+  if (t->owns_graph) cg_graph_free(t->graph);
+  free(t->in);
+  free(t->out);
+  free(t->name);
+  free(t);
+}
+
+static cg_status function_grad(const cg_node *op, cg_tensor *const *dy, cg_tensor **dx, void *user);
+
+static trace *trace_alloc(const char *name, cg_graph *g, bool owns, int nx, int ny)
+{
+  trace *t = cg__calloc(1, sizeof *t);
+  if (!t) return NULL;
+  t->name = strdup(name);
+  t->graph = g;
+  t->owns_graph = owns;
+  t->nx = nx;
+  t->ny = ny;
+  t->in = cg__calloc((size_t)nx + 1, sizeof *t->in);
+  t->out = cg__calloc((size_t)ny + 1, sizeof *t->out);
+  t->grad = (cg_grad_entry){.name = t->name, .fn = function_grad, .user = t};
+  if (!t->name || !t->in || !t->out) {
+    if (!owns) t->graph = NULL;
+    trace_free(t);
+    cg_set_error(CG_ENOMEM, "cg_function: out of memory");
+    return NULL;
+  }
+  return t;
+}
+
+/* Traces fn on placeholders shaped like x. */
+static trace *trace_new(cg_function *f, cg_tensor *const *x)
+{
+  cg_graph *g = cg_graph_new();
+  trace *t = g ? trace_alloc(f->name, g, true, f->nx, f->ny) : NULL;
+  if (!t) {
+    cg_graph_free(g);
+    return NULL;
+  }
+  cg_scope scope = cg_scope_begin();
+  cg_status st = cg_graph_enter(g);
+  for (int i = 0; i < f->nx && st == CG_OK; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "x%d", i);
+    t->in[i] = cg_retain(cg_placeholder(x[i]->dtype, x[i]->ndim, x[i]->shape, name));
+    if (!t->in[i]) st = cg_last_status();
+  }
+  if (st == CG_OK) {
+    st = f->fn(t->in, f->nx, t->out, f->ny, f->user);
+    if (st != CG_OK && cg_last_status() == CG_OK)
+      cg_set_error(st, "%s: the traced function failed (status %s)", f->name, cg_status_name(st));
+    st = st == CG_OK ? CG_OK : cg_last_status();
+  }
+  for (int i = 0; i < f->ny && st == CG_OK; i++) {
+    if (!t->out[i]) st = cg_set_error(CG_EUSER, "%s: the traced function gave no output %d", f->name, i);
+    else cg_retain(t->out[i]);
+  }
+  if (st != CG_OK)
+    for (int i = 0; i < f->ny; i++) t->out[i] = NULL; /* not retained yet */
+  cg_graph_exit(g);
+  cg_scope_end(scope);
+  if (st != CG_OK) {
+    trace_free(t);
+    return NULL;
+  }
+  return t;
+}
+
+static bool signature_matches(const trace *t, cg_tensor *const *x)
+{
+  for (int i = 0; i < t->nx; i++)
+    if (x[i]->dtype != t->in[i]->dtype ||
+        !cg__shape_equal(x[i]->ndim, x[i]->shape, t->in[i]->ndim, t->in[i]->shape))
+      return false;
+  return true;
+}
+
+static const cg_op_def function_op = {.name = "Function", .n_inputs = -1};
+
+/* Runs t on x into y (new tensors, NULL where t has no output); records one op on tapes. */
+static cg_status trace_call(trace *t, cg_tensor *const *x, cg_tensor **y)
+{
+  cg_feed *feeds = cg__malloc((size_t)(t->nx ? t->nx : 1) * sizeof *feeds);
+  cg_tensor **fetch = cg__malloc((size_t)(t->ny ? t->ny : 1) * sizeof *fetch);
+  cg_tensor **got = cg__malloc((size_t)(t->ny ? t->ny : 1) * sizeof *got);
+  cg_status st = feeds && fetch && got ? CG_OK : CG_ENOMEM;
+  int n_fetch = 0;
+  for (int i = 0; i < t->nx && st == CG_OK; i++) feeds[i] = (cg_feed){t->in[i], x[i]};
+  for (int i = 0; i < t->ny && st == CG_OK; i++)
+    if (t->out[i]) fetch[n_fetch++] = t->out[i];
+  if (st == CG_OK && n_fetch) st = cg_graph_run(t->graph, feeds, t->nx, fetch, n_fetch, got);
+  for (int i = 0, k = 0; i < t->ny; i++) y[i] = st == CG_OK && t->out[i] ? got[k++] : NULL;
+  if (st == CG_OK && cg__any_tape_recording()) {
+    cg_node node = {.def = &function_op, .type = t->name, .n_in = t->nx, .in = (cg_tensor **)x,
+                    .grad = &t->grad, .grad_name = t->name};
+    for (int i = 0; i < t->ny && node.n_out < CG_MAX_OUTPUTS; i++)
+      if (y[i]) node.out[node.n_out++] = y[i];
+    if (node.n_out == t->ny) st = cg__record(&node);
+    else if (node.n_out) st = cg_set_error(CG_EINVAL, "%s: a function with missing outputs cannot be recorded", t->name);
+  }
+  free(feeds);
+  free(fetch);
+  free(got);
+  return st;
+}
+
+/* The backward trace on t's own graph: (x..., dy...) -> d(sum <y, dy>)/dx. */
+static trace *backward_of(trace *t)
+{
+  if (t->backward) return t->backward;
+  char name[256];
+  snprintf(name, sizeof name, "%s_grad", t->name);
+  trace *b = trace_alloc(name, t->graph, false, t->nx + t->ny, t->nx);
+  if (!b) return NULL;
+  cg_scope scope = cg_scope_begin();
+  cg_status st = cg_graph_enter(t->graph);
+  cg_tensor **dy = b->in + t->nx;
+  for (int i = 0; i < t->nx; i++) b->in[i] = cg_retain(t->in[i]);
+  for (int i = 0; i < t->ny && st == CG_OK; i++) {
+    char dname[32];
+    snprintf(dname, sizeof dname, "dy%d", i);
+    dy[i] = cg_retain(cg_placeholder(t->out[i]->dtype, t->out[i]->ndim, t->out[i]->shape, dname));
+    if (!dy[i]) st = cg_last_status();
+  }
+  if (st == CG_OK) st = cg_gradients(t->out, t->ny, t->in, t->nx, dy, b->out, NULL);
+  for (int i = 0; i < t->nx && st == CG_OK; i++) cg_retain(b->out[i]);
+  if (st != CG_OK)
+    for (int i = 0; i < t->nx; i++) b->out[i] = NULL;
+  if (st == CG_OK || cg__tls()->graph == t->graph) cg_graph_exit(t->graph);
+  cg_scope_end(scope);
+  if (st != CG_OK) {
+    trace_free(b);
+    return NULL;
+  }
+  t->backward = b;
+  return b;
+}
+
+static cg_status function_grad(const cg_node *op, cg_tensor *const *dy, cg_tensor **dx, void *user)
+{
+  trace *t = user, *b = backward_of(t);
+  if (!b) return cg_last_status();
+  cg_tensor **in = cg__malloc((size_t)(t->nx + t->ny) * sizeof *in);
+  if (!in) return CG_ENOMEM;
+  for (int i = 0; i < t->nx; i++) in[i] = op->in[i];
+  for (int i = 0; i < t->ny; i++) in[t->nx + i] = dy[i];
+  cg_status st = trace_call(b, in, dx);
+  free(in);
+  return st;
+}
+
+/* --- the public object --------------------------------------------------------------------- */
+
+static cg_status check_inputs(const cg_function *f, cg_tensor *const *x)
+{
+  if (f->nx > 0 && !x) return cg_set_error(CG_EINVAL, "%s: inputs are NULL", f->name);
+  for (int i = 0; i < f->nx; i++) {
+    if (!x[i]) return cg__null_input(f->name, i);
+    if (x[i]->graph && x[i]->graph != cg__tls()->graph)
+      return cg_set_error(CG_EINVAL, "%s: input %d is a symbolic tensor of another graph", f->name, i);
+  }
+  return CG_OK;
+}
+
+cg_function *cg_function_trace(const char *name, cg_trace_fn fn, void *user,
+                               cg_tensor *const *example_inputs, int nx, int ny)
+{
+  if (!fn || nx < 0 || ny < 1 || ny > CG_MAX_OUTPUTS) {
+    cg_set_error(CG_EINVAL, "cg_function_trace: need a function, nx >= 0 and 1..%d outputs", CG_MAX_OUTPUTS);
+    return NULL;
+  }
+  cg_function *f = cg__calloc(1, sizeof *f);
+  if (!f) return NULL;
+  *f = (cg_function){.name = strdup(name ? name : "function"), .fn = fn, .user = user, .nx = nx, .ny = ny};
+  trace *t = NULL;
+  if (!f->name || check_inputs(f, example_inputs) != CG_OK || !(t = trace_new(f, example_inputs)) ||
+      !(f->traces = cg__malloc(sizeof *f->traces))) {
+    if (!f->name) cg_set_error(CG_ENOMEM, "cg_function_trace: out of memory");
+    trace_free(t);
+    cg_function_free(f);
+    return NULL;
+  }
+  f->traces[f->n_traces++] = t;
+  return f;
+}
+
+cg_status cg_function_call(cg_function *f, cg_tensor *const *x, cg_tensor **y)
+{
+  if (!f || !y) return cg_set_error(CG_EINVAL, "cg_function_call: function and outputs are required");
+  cg_status st = check_inputs(f, x);
+  if (st != CG_OK) return st;
+  if (cg__tls()->graph) { /* called while building a graph: inline the body */
+    st = f->fn(x, f->nx, y, f->ny, f->user);
+    return st == CG_OK || cg_last_status() != CG_OK ? st : cg_set_error(st, "%s: failed", f->name);
+  }
+  for (int k = 0; k < f->n_traces; k++)
+    if (signature_matches(f->traces[k], x)) return trace_call(f->traces[k], x, y);
+  trace **traces = cg__realloc(f->traces, (size_t)(f->n_traces + 1) * sizeof *traces);
+  if (!traces) return CG_ENOMEM;
+  f->traces = traces;
+  trace *t = trace_new(f, x); /* a new signature: trace again */
+  if (!t) return cg_last_status();
+  f->traces[f->n_traces++] = t;
+  return trace_call(t, x, y);
+}
+
+int cg_function_num_traces(const cg_function *f) { return f ? f->n_traces : 0; }
+
+cg_graph *cg_function_graph(const cg_function *f, int k)
+{
+  return f && k >= 0 && k < f->n_traces ? f->traces[k]->graph : NULL;
+}
+
+void cg_function_free(cg_function *f)
+{
+  if (!f) return;
+  for (int k = 0; k < f->n_traces; k++) trace_free(f->traces[k]);
+  free(f->traces);
+  free(f->name);
+  free(f);
+}
