@@ -34,4 +34,5 @@ expect custom_loss \
 expect higher_order \
   "f''\(x\) = 6.5658615222 \(formula 6.5658615222\)" \
   'largest difference from the formula: [0-9.e-]+$'
+expect graph_mode 'd\(x\^2\)/dx at x = 3 with Square overridden: 2$'
 exit $fail

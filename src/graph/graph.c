@@ -3,6 +3,7 @@
  * shapes come from the op's own shape rule, unknown dims included). */
 #include "graph.h"
 #include "../autodiff/custom.h"
+#include "plan.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +19,10 @@ void cg_graph_free(cg_graph *g)
   cg_thread_state *s = cg__tls();
   if (s->graph == g) { /* freeing an entered graph leaves it first */
     s->graph = g->outer;
+  }
+  for (cg_plan *p = g->plans, *next; p; p = next) {
+    next = cg__plan_next(p);
+    cg__plan_free(p);
   }
   for (size_t i = 0; i < g->n_nodes; i++) {
     cg_node *n = g->nodes[i];
@@ -39,6 +44,11 @@ cg_status cg_graph_set_options(cg_graph *g, unsigned options)
   if (!g) return cg_set_error(CG_EINVAL, "cg_graph_set_options: graph is NULL");
   if (options & ~(unsigned)(CG_GRAPH_CSE | CG_GRAPH_FOLD_CONSTANTS))
     return cg_set_error(CG_EINVAL, "cg_graph_set_options: unknown option bits 0x%x", options);
+  for (cg_plan *p = g->plans, *next; p; p = next) { /* plans were made under the old options */
+    next = cg__plan_next(p);
+    cg__plan_free(p);
+  }
+  g->plans = NULL;
   g->options = options;
   return CG_OK;
 }

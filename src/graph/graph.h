@@ -25,6 +25,7 @@ struct cg_graph {
   struct cg_graph *outer;   /* the graph entered before this one on that thread */
   cg_idmap folded;          /* output id -> concrete tensor (retained), CG_GRAPH_FOLD_CONSTANTS */
   cg_graph_stats stats;
+  struct cg_plan *plans;    /* compiled plans, most recently used first */
 };
 
 /* Adds a heap copy of proto (inputs retained) with outputs made symbolic from meta, gradient
