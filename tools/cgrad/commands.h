@@ -4,5 +4,6 @@
 #define CG_COMMANDS_H
 
 int cmd_gradcheck(int argc, char **argv);
+int cmd_graph(int argc, char **argv);
 
 #endif

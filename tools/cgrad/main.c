@@ -1,5 +1,4 @@
-/* main.c - the `cgrad` command: one subcommand per job (gradcheck today; train and bench
- * join as they land). */
+/* main.c - the `cgrad` command: one subcommand per job. */
 #include "commands.h"
 #include <stdio.h>
 #include <string.h>
@@ -9,6 +8,7 @@ static const struct {
   int (*run)(int argc, char **argv);
 } commands[] = {
     {"gradcheck", "check every registered op's gradient against central differences", cmd_gradcheck},
+    {"graph", "write an example model's graph, gradient nodes included, as Graphviz DOT", cmd_graph},
 };
 
 static int usage(FILE *f)
