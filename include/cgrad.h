@@ -565,7 +565,9 @@ typedef struct { cg_init_kind kind; double a, b; } cg_initializer;
 CG_API cg_tensor *cg_init_tensor(cg_initializer init, cg_dtype d, int ndim, const int64_t *shape,
                                  uint64_t seed);
 
-/* --- layers: small modules that own their variables; forward is ops --------------------- */
+/* --- layers: small modules that own their variables; forward is ops. A NULL name gives a
+ * Keras-style default ("dense", "dense_1", ...); NULL strides mean 1x1 (conv) or the window
+ * (pools). Inputs must have the variables' dtype (f32). ------------------------------------ */
 typedef struct cg_layer cg_layer;
 typedef enum { CG_ACT_NONE = 0, CG_ACT_RELU, CG_ACT_TANH, CG_ACT_SIGMOID } cg_activation;
 /* y = act(x W + b), x [batch, in]; W Glorot-uniform from seed, b zeros. Variables "<name>/kernel",
@@ -585,15 +587,17 @@ CG_API cg_layer *cg_dropout_layer(double rate, uint64_t seed);
  * "<name>/gamma", "<name>/beta" (trainable), "<name>/moving_mean", "<name>/moving_variance". */
 CG_API cg_layer *cg_batch_norm_layer(const char *name, int64_t channels, double momentum, double eps);
 CG_API cg_layer *cg_sequential(const char *name);
-CG_API cg_status cg_sequential_add(cg_layer *seq, cg_layer *layer); /* takes ownership of layer */
+/* Takes ownership of layer on success only (on failure the layer stays yours). */
+CG_API cg_status cg_sequential_add(cg_layer *seq, cg_layer *layer);
 CG_API cg_tensor *cg_layer_forward(cg_layer *layer, cg_tensor *x, int training);
 /* Writes up to max variables (all of them if trainable_only is 0) and returns how many the
- * layer has. Borrowed: they live as long as the layer. */
+ * layer has (-1 on bad arguments). Borrowed: they live as long as the layer. */
 CG_API int cg_layer_variables(cg_layer *layer, int trainable_only, cg_var **out, int max);
 CG_API const char *cg_layer_name(const cg_layer *layer);
 /* One line per layer: "dense_1  Dense(784 -> 256, relu)  200,960 parameters". */
 CG_API cg_status cg_layer_describe(const cg_layer *layer, char *buf, size_t n);
-CG_API void cg_layer_free(cg_layer *layer);               /* frees its variables too        */
+/* Frees the layer and its variables; a layer inside a Sequential is freed by it (CG_ESTATE). */
+CG_API void cg_layer_free(cg_layer *layer);
 
 /* --- losses: reduction over the batch ---------------------------------------------------- */
 typedef enum { CG_REDUCE_MEAN = 0, CG_REDUCE_SUM, CG_REDUCE_NONE } cg_reduction;
@@ -650,7 +654,7 @@ CG_API cg_status cg_clip_by_global_norm(cg_tensor *const *grads, int n, double c
                                         cg_tensor **out, double *global_norm);
 
 /* --- metrics ----------------------------------------------------------------------------- */
-/* fraction of rows whose argmax over the last axis equals labels (class ids) */
+/* fraction of rows whose argmax over the last axis equals labels (class ids); -1 on error */
 CG_API double cg_accuracy(cg_tensor *logits, cg_tensor *labels);
 
 /* ======================================================================================
