@@ -628,7 +628,7 @@ typedef struct {
   int nesterov;         /* SGD                                                             */
   double beta1, beta2;  /* Adam/AdamW (0: 0.9, 0.999)                                      */
   double eps;           /* 0: 1e-8 (Adam/AdamW/RMSprop), 1e-10 (Adagrad), as PyTorch         */
-  double weight_decay;  /* AdamW: decoupled, p -= lr*wd*p before the step (0: none)        */
+  double weight_decay;  /* AdamW: decoupled, p *= 1 - lr*wd; others: PyTorch's g += wd*p   */
   double rho;           /* RMSprop smoothing constant, PyTorch's alpha (0: 0.99)           */
   double initial_accumulator; /* Adagrad's starting sum of squares                          */
   double clip_value;    /* > 0: clip each gradient element to [-v, v] first                */
@@ -641,15 +641,18 @@ CG_API void cg_optimizer_free(cg_optimizer *opt);
 /* One step: vars[i] -= update(grads[i]); a NULL gradient leaves its variable alone. */
 CG_API cg_status cg_optimizer_apply_gradients(cg_optimizer *opt, cg_tensor *const *grads,
                                               cg_var *const *vars, int n);
-CG_API int64_t cg_optimizer_iterations(const cg_optimizer *opt); /* steps taken              */
-CG_API double cg_optimizer_current_lr(const cg_optimizer *opt);  /* after the schedule     */
+/* Steps taken (one count shared by all variables, as Keras); -1 on error. */
+CG_API int64_t cg_optimizer_iterations(const cg_optimizer *opt);
+/* The learning rate the next step will use (the schedule at t = iterations). */
+CG_API double cg_optimizer_current_lr(const cg_optimizer *opt);
 /* Optimizer state for checkpoints: slots are named "<variable>/<slot>" (e.g. "dense/kernel/m"). */
 CG_API int cg_optimizer_num_slots(const cg_optimizer *opt);
 CG_API const char *cg_optimizer_slot_name(const cg_optimizer *opt, int i);
 CG_API cg_tensor *cg_optimizer_slot(const cg_optimizer *opt, int i); /* borrowed */
 CG_API cg_status cg_optimizer_set_state(cg_optimizer *opt, int64_t iterations,
                                         const char *const *slot_names, cg_tensor *const *slots, int n);
-/* out[i] = g[i] * min(1, clip_norm / global_norm); *global_norm gets sqrt(sum of squares). */
+/* out[i] = g[i] * min(1, clip_norm / global_norm); *global_norm gets sqrt(sum of squares).
+ * out may be grads (clipped in place); NULL entries are skipped. */
 CG_API cg_status cg_clip_by_global_norm(cg_tensor *const *grads, int n, double clip_norm,
                                         cg_tensor **out, double *global_norm);
 
