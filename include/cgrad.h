@@ -664,8 +664,9 @@ CG_API double cg_accuracy(cg_tensor *logits, cg_tensor *labels);
  * Checkpoints (safetensors) and data (IDX)
  * ==================================================================================== */
 
-/* Writes tensors (named) and string metadata to path as safetensors, atomically: a temporary
- * file in the same directory, flushed, fsynced and renamed over path. */
+/* Writes tensors (named) and string metadata to path as safetensors (little-endian hosts),
+ * atomically: a temporary file "<path>.tmp.<pid>.<k>" in the same directory, flushed, fsynced
+ * and renamed over path. Tensors are laid out by alignment, then name, as the reference writer. */
 CG_API cg_status cg_safetensors_save(const char *path, const char *const *names,
                                      cg_tensor *const *tensors, int n,
                                      const char *const *meta_keys, const char *const *meta_values,
@@ -675,7 +676,7 @@ typedef struct cg_safetensors cg_safetensors;
  * CG_EINVAL with a message naming the problem. */
 CG_API cg_safetensors *cg_safetensors_load(const char *path);
 CG_API int cg_safetensors_count(const cg_safetensors *f);
-CG_API const char *cg_safetensors_name(const cg_safetensors *f, int i);
+CG_API const char *cg_safetensors_name(const cg_safetensors *f, int i); /* sorted by name */
 CG_API cg_tensor *cg_safetensors_get(const cg_safetensors *f, const char *name); /* borrowed */
 CG_API const char *cg_safetensors_meta(const cg_safetensors *f, const char *key); /* or NULL */
 CG_API void cg_safetensors_free(cg_safetensors *f);
@@ -698,7 +699,8 @@ typedef struct {
   cg_tensor *labels; /* i64 [n]                                                           */
 } cg_dataset;
 /* Loads "<dir>/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]" (MNIST layout). dir NULL:
- * Debian's /usr/share/datasets/fashion-mnist. The tensors are yours (cg_dataset_free). */
+ * Debian's /usr/share/datasets/fashion-mnist. out receives new tensors (what it held is not
+ * released); they are yours (cg_dataset_free). */
 CG_API cg_status cg_mnist_load(const char *dir, int train, cg_dataset *out);
 CG_API void cg_dataset_free(cg_dataset *d);
 /* The first n - holdout examples and the last holdout, as new datasets (copies). */
@@ -707,8 +709,8 @@ CG_API cg_status cg_dataset_split(const cg_dataset *d, int64_t holdout, cg_datas
 typedef struct cg_batcher cg_batcher;
 CG_API cg_batcher *cg_batcher_new(const cg_dataset *d, int64_t batch_size, int shuffle, uint64_t seed);
 CG_API cg_status cg_batcher_start_epoch(cg_batcher *b, int64_t epoch);
-/* Next batch (new tensors in the current scope); returns 0 at the end of the epoch. The last
- * batch may be smaller. */
+/* Next batch (new tensors in the current scope): 1, then 0 at the end of the epoch, -1 on
+ * error (loop with `while (cg_batcher_next(...) > 0)`). The last batch may be smaller. */
 CG_API int cg_batcher_next(cg_batcher *b, cg_tensor **images, cg_tensor **labels);
 CG_API int64_t cg_batcher_num_batches(const cg_batcher *b);
 CG_API void cg_batcher_free(cg_batcher *b);

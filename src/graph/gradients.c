@@ -33,7 +33,7 @@ static cg_status check(cg_tensor *const *ys, int ny, cg_tensor *const *xs, int n
 cg_status cg_gradients(cg_tensor *const *ys, int ny, cg_tensor *const *xs, int nx,
                        cg_tensor *const *grad_ys, cg_tensor **out, const cg_gradients_opts *opts)
 {
-  cg_graph *g;
+  cg_graph *g = NULL;
   cg_status st = check(ys, ny, xs, nx, grad_ys, out, &g);
   if (st != CG_OK) return st;
   /* walk a snapshot: the gradient nodes are appended to the same graph as we go */

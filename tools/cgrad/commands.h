@@ -5,5 +5,6 @@
 
 int cmd_gradcheck(int argc, char **argv);
 int cmd_graph(int argc, char **argv);
+int cmd_train(int argc, char **argv);
 
 #endif

@@ -7,6 +7,7 @@ static const struct {
   const char *name, *summary;
   int (*run)(int argc, char **argv);
 } commands[] = {
+    {"train", "train the MLP or the CNN on Fashion-MNIST (see cgrad train --help)", cmd_train},
     {"gradcheck", "check every registered op's gradient against central differences", cmd_gradcheck},
     {"graph", "write an example model's graph, gradient nodes included, as Graphviz DOT", cmd_graph},
 };
