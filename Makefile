@@ -16,6 +16,7 @@ configure:
 
 run: deps all
 	@scripts/run-examples $(BUILD)
+	$(BUILD)/cgrad train --epochs 2
 
 test: deps all
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

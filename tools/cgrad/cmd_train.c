@@ -14,6 +14,7 @@ static void usage(FILE *f)
           "usage: cgrad train [options]\n"
           "  --model mlp|cnn        784-256-256-10 ReLU MLP (default) or the conv net\n"
           "  --epochs N             epochs in all, counting resumed ones (default 5)\n"
+          "  --stop-after N         stop after epoch N of them (continue later with --resume)\n"
           "  --batch N              batch size (default 128)\n"
           "  --lr X                 learning rate (default 1e-3)\n"
           "  --optimizer NAME       adam (default), adamw, sgd, momentum, nesterov, rmsprop, adagrad\n"
@@ -43,6 +44,7 @@ static bool parse(int argc, char **argv, train_opts *o)
     if (!takes) return false;
     if (!strcmp(a, "--model")) o->model = v;
     else if (!strcmp(a, "--epochs")) o->epochs = atoi(v);
+    else if (!strcmp(a, "--stop-after")) o->stop_after = atoi(v);
     else if (!strcmp(a, "--batch")) o->batch = atoll(v);
     else if (!strcmp(a, "--lr")) o->lr = atof(v);
     else if (!strcmp(a, "--optimizer")) o->optimizer = v;
@@ -59,7 +61,7 @@ static bool parse(int argc, char **argv, train_opts *o)
     else return false;
     i++;
   }
-  return o->epochs > 0 && o->batch > 0 && o->lr > 0 && o->limit >= 0 && o->holdout >= 0 &&
+  return o->epochs > 0 && o->stop_after >= 0 && o->batch > 0 && o->lr > 0 && o->limit >= 0 && o->holdout >= 0 &&
          (!strcmp(o->loss, "xent") || !strcmp(o->loss, "custom-xent"));
 }
 
@@ -260,7 +262,8 @@ static cg_status run(trainer *t)
          o->model, (long long)cg_tensor_dim(t->train.labels, 0), (long long)steps, o->optimizer, o->lr,
          o->schedule, (long long)o->batch, o->loss);
   if (first > 0) printf("resumed from %s after epoch %d\n", o->resume, first);
-  for (int epoch = first + 1; epoch <= o->epochs && st == CG_OK; epoch++) {
+  int last = o->stop_after > 0 && o->stop_after < o->epochs ? o->stop_after : o->epochs;
+  for (int epoch = first + 1; epoch <= last && st == CG_OK; epoch++) {
     double t0 = now_s(), sum_loss = 0, sum_acc = 0;
     int64_t step = 0, seen = 0;
     st = cg_batcher_start_epoch(b, epoch);

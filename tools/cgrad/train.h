@@ -10,6 +10,7 @@
 typedef struct {
   const char *model;     /* mlp | cnn                                       */
   int epochs;
+  int stop_after;        /* stop after this epoch (0: run all); resume later */
   int64_t batch;
   double lr;
   const char *optimizer; /* adam | adamw | sgd | momentum | nesterov | rmsprop | adagrad */
