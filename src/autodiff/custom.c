@@ -18,6 +18,8 @@ struct cg_ctx {
   int n_inputs;
   cg_tensor *outputs[CG_MAX_OUTPUTS]; /* borrowed from the record                      */
   int n_outputs;
+  cg_status failed;      /* a cg_ctx_save that failed: the forward fails with it, even if
+                            the user's code did not look at the status                    */
 };
 
 struct cg_custom_record {
@@ -41,7 +43,7 @@ cg_status cg_ctx_save(cg_ctx *ctx, cg_tensor *t)
   if (ctx->n_saved == ctx->cap_saved) {
     int cap = ctx->cap_saved ? 2 * ctx->cap_saved : 4;
     cg_tensor **saved = cg__realloc(ctx->saved, (size_t)cap * sizeof *saved);
-    if (!saved) return CG_ENOMEM;
+    if (!saved) return ctx->failed = CG_ENOMEM;
     ctx->saved = saved;
     ctx->cap_saved = cap;
   }
@@ -75,27 +77,30 @@ cg_tensor *cg_ctx_output(const cg_ctx *ctx, int i)
   return ctx && i >= 0 && i < ctx->n_outputs ? ctx->outputs[i] : NULL;
 }
 
-static void collect_into(cg_ctx *ctx, cg_var *v, cg_tensor *value)
+static cg_status collect_into(cg_ctx *ctx, cg_var *v, cg_tensor *value)
 {
   for (int i = 0; i < ctx->n_vars; i++)
-    if (ctx->vars[i] == v) return;
+    if (ctx->vars[i] == v) return CG_OK;
   if (ctx->n_vars == ctx->cap_vars) {
     int cap = ctx->cap_vars ? 2 * ctx->cap_vars : 4;
     cg_var **vars = cg__realloc(ctx->vars, (size_t)cap * sizeof *vars);
-    if (!vars) return;
+    if (!vars) return CG_ENOMEM;
     ctx->vars = vars;
     cg_tensor **values = cg__realloc(ctx->var_values, (size_t)cap * sizeof *values);
-    if (!values) return;
+    if (!values) return CG_ENOMEM;
     ctx->var_values = values;
     ctx->cap_vars = cap;
   }
   ctx->vars[ctx->n_vars] = v;
   ctx->var_values[ctx->n_vars++] = cg_retain(value);
+  return CG_OK;
 }
 
-void cg__collect_var_read(cg_var *v, cg_tensor *value)
+cg_status cg__collect_var_read(cg_var *v, cg_tensor *value)
 {
-  for (cg_collector *c = cg__tls()->collector; c; c = c->parent) collect_into(c->ctx, v, value);
+  for (cg_collector *c = cg__tls()->collector; c; c = c->parent)
+    if (collect_into(c->ctx, v, value) != CG_OK) return CG_ENOMEM;
+  return CG_OK;
 }
 
 /* --- records --------------------------------------------------------------------------------- */
@@ -165,6 +170,7 @@ static cg_status run_forward(cg_custom_record *r, cg_tensor *const *x, cg_tensor
   s->collector = &collector;
   cg_pause_recording();
   cg_status st = r->def.forward(&r->ctx, x, y);
+  if (st == CG_OK && r->ctx.failed != CG_OK) st = r->ctx.failed;
   cg_resume_recording();
   s->collector = collector.parent;
   for (int i = 0; i < n_out && st == CG_OK; i++)

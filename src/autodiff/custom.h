@@ -9,6 +9,6 @@ void cg__custom_record_free(cg_custom_record *r); /* drops one reference; NULL i
 /* Calls the user's backward for a recorded custom gradient and checks what it returned. */
 cg_status cg__custom_backward(const cg_node *n, cg_tensor *const *dy, cg_tensor **dx);
 /* A trainable variable was read: every custom forward running on this thread collects it. */
-void cg__collect_var_read(cg_var *v, cg_tensor *value);
+cg_status cg__collect_var_read(cg_var *v, cg_tensor *value);
 
 #endif

@@ -65,7 +65,7 @@ cg_status cg__record(const cg_node *node);
 cg_node *cg__node_copy(const cg_node *n);
 void cg__node_release(cg_node *n);
 /* A trainable variable's value was read: auto-watch and collect for custom gradients. */
-void cg__on_var_read(cg_var *v, cg_tensor *value);
+cg_status cg__on_var_read(cg_var *v, cg_tensor *value);
 
 /* Reduce a gradient of a broadcast shape back to like's shape by summing. */
 cg_tensor *cg__sum_to_shape(cg_tensor *g, cg_tensor *like);

@@ -189,14 +189,16 @@ cg_status cg__record(const cg_node *n)
   return CG_OK;
 }
 
-void cg__on_var_read(cg_var *v, cg_tensor *value)
+cg_status cg__on_var_read(cg_var *v, cg_tensor *value)
 {
   cg_thread_state *s = cg__tls();
-  if (!cg_var_trainable(v)) return;
+  if (!cg_var_trainable(v)) return CG_OK;
   for (int k = 0; k < s->n_tapes; k++) {
     cg_tape *t = s->tapes[k];
-    if (t->recording && !(t->flags & CG_TAPE_NO_AUTO_WATCH) && s->paused == 0)
-      cg__idset_add(&t->tracked, value->id);
+    if (t->recording && !(t->flags & CG_TAPE_NO_AUTO_WATCH) && s->paused == 0 &&
+        cg__idset_add(&t->tracked, value->id) != CG_OK)
+      return cg_set_error(CG_ENOMEM, "cg_var_read: out of memory watching '%s'", cg_var_name(v));
   }
-  cg__collect_var_read(v, value);
+  return cg__collect_var_read(v, value) == CG_OK
+             ? CG_OK : cg_set_error(CG_ENOMEM, "cg_var_read: out of memory collecting '%s'", cg_var_name(v));
 }

@@ -14,6 +14,25 @@ static struct {
   int count[CACHE_CLASSES];
 } cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
+/* --- failure injection (tests): the Nth allocation on this thread fails -------------------- */
+
+static _Thread_local long alloc_calls, fail_at = -1;
+
+void cg__alloc_fail_at(long n)
+{
+  alloc_calls = 0;
+  fail_at = n;
+}
+
+long cg__alloc_calls(void) { return alloc_calls; }
+
+static bool injected_failure(size_t nbytes)
+{
+  if (alloc_calls++ != fail_at) return false;
+  cg_set_error(CG_ENOMEM, "out of memory allocating %zu bytes (injected failure %ld)", nbytes, fail_at);
+  return true;
+}
+
 static int size_class(size_t nbytes, size_t *rounded)
 {
   size_t sz = 64;
@@ -25,6 +44,7 @@ static int size_class(size_t nbytes, size_t *rounded)
 
 void *cg__alloc(size_t nbytes)
 {
+  if (injected_failure(nbytes)) return NULL;
   size_t rounded;
   int c = size_class(nbytes ? nbytes : 1, &rounded);
   if (c >= 0) {
@@ -59,6 +79,7 @@ void cg__free(void *p, size_t nbytes)
 
 void *cg__malloc(size_t nbytes)
 {
+  if (injected_failure(nbytes)) return NULL;
   void *p = malloc(nbytes ? nbytes : 1);
   if (!p) cg_set_error(CG_ENOMEM, "out of memory allocating %zu bytes", nbytes);
   return p;
@@ -66,6 +87,7 @@ void *cg__malloc(size_t nbytes)
 
 void *cg__calloc(size_t n, size_t size)
 {
+  if (injected_failure(n * size)) return NULL;
   void *p = calloc(n ? n : 1, size ? size : 1);
   if (!p) cg_set_error(CG_ENOMEM, "out of memory allocating %zu x %zu bytes", n, size);
   return p;
@@ -73,6 +95,7 @@ void *cg__calloc(size_t n, size_t size)
 
 void *cg__realloc(void *p, size_t nbytes)
 {
+  if (injected_failure(nbytes)) return NULL;
   void *q = realloc(p, nbytes ? nbytes : 1);
   if (!q) cg_set_error(CG_ENOMEM, "out of memory allocating %zu bytes", nbytes);
   return q;

@@ -36,6 +36,11 @@ void cg__free(void *p, size_t nbytes);
 void *cg__malloc(size_t nbytes); /* plain small allocations; sets CG_ENOMEM           */
 void *cg__calloc(size_t n, size_t size);
 void *cg__realloc(void *p, size_t nbytes);
+/* Tests: make allocation number n (counted from now, on this thread) fail; n < 0: never. */
+void cg__alloc_fail_at(long n);
+long cg__alloc_calls(void); /* allocations on this thread since cg__alloc_fail_at */
+/* Tensors alive in the process (for leak checks in tests). */
+long cg__live_tensors(void);
 
 /* --- tensors --------------------------------------------------------------------------- */
 /* Product of dims with overflow and sign checks; CG_EINVAL/CG_ENOMEM naming op. */

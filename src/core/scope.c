@@ -1,27 +1,36 @@
 /* scope.c - ownership scopes: every new tensor is held by the innermost open scope, which
  * drops its references when it ends. One flat stack of held references per thread, with a
- * mark where each scope begins. */
+ * mark where each scope begins. The stack keeps spare room, so that handing a tensor to a
+ * scope never fails even when the allocator has just failed (growth is retried later). */
 #include "internal.h"
 #include <stdlib.h>
 
-static bool push_held(cg_thread_state *s, cg_tensor *t)
+#define SPARE 32 /* free slots kept ahead: adopting needs no allocation */
+
+/* Grows the held stack when fewer than SPARE slots are free; a failure is harmless while
+   any slot is left, and retried on the next call. */
+static bool keep_spare(cg_thread_state *s)
 {
-  if (s->n_held == s->cap_held) {
-    size_t cap = s->cap_held ? 2 * s->cap_held : 256;
-    cg_tensor **held = cg__realloc(s->held, cap * sizeof *held);
-    if (!held) return false;
+  if (s->cap_held - s->n_held >= SPARE) return true;
+  size_t cap = s->cap_held ? 2 * s->cap_held : 256;
+  cg_tensor **held = realloc(s->held, cap * sizeof *held);
+  if (held) {
     s->held = held;
     s->cap_held = cap;
   }
-  s->held[s->n_held++] = t;
-  return true;
+  return s->n_held < s->cap_held;
 }
 
 void cg__scope_adopt(cg_tensor *t)
 {
   cg_thread_state *s = cg__tls();
-  /* If the scope cannot grow, the reference stays with the caller rather than being lost. */
-  if (t && s->n_scopes > 0) push_held(s, t);
+  if (!t || s->n_scopes == 0) return;
+  if (s->n_held == s->cap_held && !keep_spare(s)) {
+    cg_set_error(CG_ENOMEM, "out of memory: a scope could not take a tensor");
+    return;
+  }
+  s->held[s->n_held++] = t;
+  keep_spare(s);
 }
 
 cg_scope cg_scope_begin(void)
@@ -33,6 +42,10 @@ cg_scope cg_scope_begin(void)
     if (!marks) return -1;
     s->scope_marks = marks;
     s->cap_scopes = cap;
+  }
+  if (!keep_spare(s)) {
+    cg_set_error(CG_ENOMEM, "cg_scope_begin: out of memory");
+    return -1;
   }
   s->scope_marks[s->n_scopes++] = s->n_held;
   return s->n_scopes;
@@ -65,12 +78,17 @@ cg_tensor *cg_keep(cg_tensor *t)
      still drops its own at its end. */
   cg_retain(t);
   if (s->n_scopes >= 2) {
-    /* place it below the innermost scope's mark: insert at the mark and shift the mark */
+    if (s->n_held == s->cap_held && !keep_spare(s)) {
+      cg_release(t);
+      cg_set_error(CG_ENOMEM, "cg_keep: out of memory");
+      return NULL;
+    }
+    /* place it below the innermost scope's mark: swap with the first entry above the mark */
     size_t mark = s->scope_marks[s->n_scopes - 1];
-    if (!push_held(s, t)) { cg_release(t); return NULL; }
-    s->held[s->n_held - 1] = s->held[mark];
+    s->held[s->n_held++] = s->held[mark];
     s->held[mark] = t;
     s->scope_marks[s->n_scopes - 1] = mark + 1;
+    keep_spare(s);
   }
   return t;
 }

@@ -6,6 +6,9 @@
 #include <string.h>
 
 static uint64_t next_id = 1;
+static long live_tensors;
+
+long cg__live_tensors(void) { return __atomic_load_n(&live_tensors, __ATOMIC_RELAXED); }
 
 const char *cg_dtype_name(cg_dtype d)
 {
@@ -78,6 +81,7 @@ static cg_tensor *tensor_header(cg_dtype d, int ndim, const int64_t *shape, int6
   t->buf = NULL;
   t->data = NULL;
   t->id = __atomic_fetch_add(&next_id, 1, __ATOMIC_RELAXED);
+  __atomic_add_fetch(&live_tensors, 1, __ATOMIC_RELAXED);
   t->graph = NULL;
   t->producer = NULL;
   t->out_index = 0;
@@ -145,6 +149,7 @@ void cg_release(cg_tensor *t)
   }
   free(t->name);
   free(t);
+  __atomic_sub_fetch(&live_tensors, 1, __ATOMIC_RELAXED);
 }
 
 /* --- values ---------------------------------------------------------------------------- */

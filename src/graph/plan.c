@@ -356,7 +356,7 @@ void cg__plan_free(cg_plan *p)
     else free(p->slots[i].t);
   }
   for (size_t i = 0; i < p->n_buffers; i++) cg_release(p->buffers[i]);
-  for (int i = 0; i < p->n_feeds; i++) {
+  for (int i = 0; i < p->n_feeds && p->feed_keys && p->feed_shapes; i++) {
     cg_release(p->feed_keys[i]);
     free(p->feed_shapes[i]);
   }

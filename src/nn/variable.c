@@ -80,8 +80,7 @@ static cg_tensor *read_in_graph(cg_var *v)
   cg_attrs a = {0};
   cg_attrs_set_int(&a, "var", (int64_t)(intptr_t)v);
   cg_tensor *t = cg_apply(&read_variable, NULL, 0, &a);
-  if (t) cg__on_var_read(v, t);
-  return t;
+  return t && cg__on_var_read(v, t) == CG_OK ? t : NULL; /* (t stays with the scope) */
 }
 
 cg_tensor *cg_var_read(cg_var *v)
@@ -91,7 +90,7 @@ cg_tensor *cg_var_read(cg_var *v)
     return NULL;
   }
   if (cg__tls()->graph) return read_in_graph(v);
-  cg__on_var_read(v, v->value);
+  if (cg__on_var_read(v, v->value) != CG_OK) return NULL;
   cg__scope_adopt(cg_retain(v->value));
   return v->value;
 }
