@@ -399,6 +399,13 @@ CG_API size_t cg_tape_num_records(const cg_tape *tape);
 CG_API void cg_pause_recording(void);
 CG_API cg_status cg_resume_recording(void);
 
+/* Numeric checks (tf.debugging.enable_check_numerics): when on (or CG_CHECK_NUMERICS=1 in
+ * the environment), the first op whose float output holds NaN or Inf fails with CG_ECHECK,
+ * naming the op, its position on the tape or in the graph run, the pass (forward, or which
+ * gradient in the backward) and its input shapes. Off by default: it reads every output. */
+CG_API void cg_set_check_numerics(int on);
+CG_API int cg_check_numerics_enabled(void);
+
 /* ======================================================================================
  * Variables (minimal: the training layer builds on these)
  * ==================================================================================== */

@@ -82,6 +82,14 @@ static cg_status execute(const cg_op_def *def, cg_tensor *const *in, int n_in, c
     release_all(node.out, node.n_out);
     return cg_last_status();
   }
+  if (cg_check_numerics_enabled()) {
+    char where[96];
+    cg__eager_position(where, sizeof where);
+    if ((st = cg__check_numerics(&node, where)) != CG_OK) {
+      release_all(node.out, node.n_out);
+      return st;
+    }
+  }
   if (!(def->flags & CG_OP_NOT_DIFFERENTIABLE) && cg__any_tape_recording() &&
       (st = cg__record(&node)) != CG_OK) {
     release_all(node.out, node.n_out);

@@ -67,6 +67,11 @@ void cg__node_release(cg_node *n);
 /* A trainable variable's value was read: auto-watch and collect for custom gradients. */
 cg_status cg__on_var_read(cg_var *v, cg_tensor *value);
 
+/* Numeric check mode: CG_ECHECK naming the op if an output holds NaN/Inf. position says
+ * where the op stands ("(op #12 on the innermost tape)", "(graph step 7 of 40)"). */
+cg_status cg__check_numerics(const cg_node *n, const char *position);
+void cg__eager_position(char *buf, size_t n);
+
 /* Reduce a gradient of a broadcast shape back to like's shape by summing. */
 cg_tensor *cg__sum_to_shape(cg_tensor *g, cg_tensor *like);
 

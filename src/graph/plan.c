@@ -469,6 +469,11 @@ cg_status cg__plan_execute(cg_plan *p, const cg_feed *feeds, int n_feeds, cg_ten
       if (s->alias_of[o] >= 0) s->node.out[o]->data = s->node.in[s->alias_of[o]]->data;
     st = s->node.def->run(&s->node);
     if (st != CG_OK && cg_last_status() == CG_OK) cg_set_error(st, "%s: kernel failed", s->node.type);
+    if (st == CG_OK && cg_check_numerics_enabled()) {
+      char where[96];
+      snprintf(where, sizeof where, "(graph step %zu of %zu)", k + 1, p->n_steps);
+      st = cg__check_numerics(&s->node, where);
+    }
   }
   for (int i = 0; i < p->n_fetches; i++) out[i] = NULL;
   for (int i = 0; i < p->n_fetches && st == CG_OK; i++) {
