@@ -18,15 +18,18 @@ static void release_all(cg_tensor **t, int n)
 /* Outputs are numbered from 0 without gaps; returns how many, or -1 with an error. */
 static int count_outputs(const cg_node *n)
 {
-  int count = 0;
-  while (count < CG_MAX_OUTPUTS && n->meta[count].set) count++;
-  for (int i = count; i < CG_MAX_OUTPUTS; i++)
-    if (n->meta[i].set) {
-      cg_set_error(CG_EINVAL, "%s: shape rule declared output %d but not output %d", n->type, i, count);
-      return -1;
-    }
-  if (count == 0) cg_set_error(CG_EINVAL, "%s: shape rule declared no output", n->type);
-  return count ? count : -1;
+  unsigned mask = n->declared;
+  if (mask == 0) {
+    cg_set_error(CG_EINVAL, "%s: shape rule declared no output", n->type);
+    return -1;
+  }
+  int count = __builtin_ctz(~mask); /* outputs 0 .. count-1 */
+  if (mask & (mask + 1)) {
+    cg_set_error(CG_EINVAL, "%s: shape rule declared output %d but not output %d", n->type,
+                 31 - __builtin_clz(mask), count);
+    return -1;
+  }
+  return count;
 }
 
 static cg_status allocate_outputs(cg_node *n)
@@ -61,8 +64,7 @@ static cg_status execute(const cg_op_def *def, cg_tensor *const *in, int n_in, c
                           def->name, i);
   }
 
-  cg_output_meta meta[CG_MAX_OUTPUTS];
-  for (int i = 0; i < CG_MAX_OUTPUTS; i++) meta[i].set = false;
+  cg_output_meta meta[CG_MAX_OUTPUTS]; /* filled by the shape rule, as node.declared says */
   cg_node node = {.def = def, .type = def->name, .n_in = n_in, .in = (cg_tensor **)in,
                   .meta = meta, .attrs = attrs && attrs->n ? attrs : NULL};
   cg_status st = graph ? cg__infer_symbolic(&node) : def->infer(&node);
@@ -200,6 +202,7 @@ cg_status cg_node_set_output(cg_node *n, int i, cg_dtype d, int ndim, const int6
   for (int k = 0; k < ndim; k++) m->shape[k] = shape[k];
   m->alias_of = -1;
   m->set = true;
+  n->declared |= 1u << i;
   return CG_OK;
 }
 
@@ -216,6 +219,7 @@ cg_status cg_node_set_output_alias(cg_node *n, int i, int j, int ndim, const int
   if (size != src->size) {
     char a[160], b[160];
     n->meta[i].set = false;
+    n->declared &= ~(1u << i);
     return cg_set_error(CG_ESHAPE, "%s: a view of shape %s cannot show input %d of shape %s",
                         n->type, cg__fmt_shape(ndim, shape, a, sizeof a), j,
                         cg__fmt_shape(src->ndim, src->shape, b, sizeof b));
@@ -233,10 +237,14 @@ cg_status cg_infer_same_as_input(cg_node *n, int i)
 
 /* --- heap nodes (what tapes keep) ------------------------------------------------------------ */
 
+static size_t node_bytes(const cg_node *n)
+{
+  return sizeof *n + (size_t)n->n_in * sizeof(cg_tensor *) + (n->attrs ? sizeof(cg_attrs) : 0);
+}
+
 cg_node *cg__node_copy(const cg_node *n)
 {
-  size_t attrs_bytes = n->attrs ? sizeof(cg_attrs) : 0;
-  cg_node *c = cg__malloc(sizeof *c + (size_t)n->n_in * sizeof(cg_tensor *) + attrs_bytes);
+  cg_node *c = cg__alloc(node_bytes(n));
   if (!c) return NULL;
   *c = *n;
   c->refcount = 1;
@@ -259,5 +267,5 @@ void cg__node_release(cg_node *n)
   for (int i = 0; i < n->n_in; i++) cg_release(n->in[i]);
   for (int i = 0; i < n->n_out; i++) cg_release(n->out[i]);
   cg__custom_record_free(n->custom);
-  free(n);
+  cg__free(n, node_bytes(n));
 }

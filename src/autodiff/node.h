@@ -29,6 +29,7 @@ struct cg_node {
   cg_tensor **in;                    /* n_in inputs                         */
   cg_tensor *out[CG_MAX_OUTPUTS];    /* NULL while inferring                 */
   cg_output_meta *meta;              /* only while inferring                 */
+  unsigned declared;                 /* bit i: the shape rule declared output i */
   const cg_attrs *attrs;             /* NULL if none                         */
   cg_grad_entry *grad;               /* resolved through overrides on record */
   const char *grad_name;             /* which gradient (for messages)        */

@@ -271,7 +271,17 @@ cg_grad_entry *cg__resolve_gradient(const char *op_type)
   for (int i = s->n_overrides - 1; i >= 0; i--)
     if (strcmp(s->overrides[i].op_type, op_type) == 0)
       return cg__gradient_entry(s->overrides[i].gradient_name);
-  return cg__gradient_entry(op_type);
+  /* Op type names are interned (static or registry-owned) and entries never move, so a
+     per-thread cache keyed by the name's address saves the locked lookup on every record. */
+  static _Thread_local struct { const char *type; cg_grad_entry *entry; } cache[64];
+  size_t k = ((uintptr_t)op_type >> 4) & 63;
+  if (cache[k].type == op_type) return cache[k].entry;
+  cg_grad_entry *e = cg__gradient_entry(op_type);
+  if (e) {
+    cache[k].type = op_type;
+    cache[k].entry = e;
+  }
+  return e;
 }
 
 /* --- op libraries ----------------------------------------------------------------------- */

@@ -1,6 +1,7 @@
-/* alloc.c - the one place memory comes from: 64-byte aligned tensor buffers, cached by
- * power-of-two size class so that eager loops do not hit malloc per op, and plain
- * allocations for bookkeeping. Both report CG_ENOMEM instead of failing silently. */
+/* alloc.c - the one place memory comes from: 64-byte aligned blocks cached by power-of-two
+ * size class (small ones per thread, with no lock; larger ones in a shared cache), so eager
+ * loops do not call malloc per op, and plain allocations for bookkeeping. All report
+ * CG_ENOMEM instead of failing silently. */
 #include "internal.h"
 #include <pthread.h>
 #include <stdlib.h>
@@ -13,6 +14,33 @@ static struct {
   void *slots[CACHE_CLASSES][CACHE_DEPTH];
   int count[CACHE_CLASSES];
 } cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* Blocks of the smallest size classes (tensor and buffer headers, tape records, small
+   tensors) are kept per thread, linked through their first word. */
+#define LOCAL_CLASSES 4   /* 64 .. 512 bytes */
+#define LOCAL_DEPTH 16384 /* per class: up to 1 MB of 64-byte blocks, 8 MB of 512-byte ones */
+
+typedef struct {
+  void *head[LOCAL_CLASSES];
+  int count[LOCAL_CLASSES];
+} local_cache;
+
+static _Thread_local local_cache local;
+static pthread_key_t local_key;
+static pthread_once_t local_once = PTHREAD_ONCE_INIT;
+
+static void local_flush(void *unused)
+{
+  for (int c = 0; c < LOCAL_CLASSES; c++)
+    while (local.head[c]) {
+      void *p = local.head[c];
+      local.head[c] = *(void **)p;
+      free(p);
+    }
+  for (int c = 0; c < LOCAL_CLASSES; c++) local.count[c] = 0;
+}
+
+static void local_key_create(void) { pthread_key_create(&local_key, local_flush); }
 
 /* --- failure injection (tests): the Nth allocation on this thread fails -------------------- */
 
@@ -47,7 +75,13 @@ void *cg__alloc(size_t nbytes)
   if (injected_failure(nbytes)) return NULL;
   size_t rounded;
   int c = size_class(nbytes ? nbytes : 1, &rounded);
-  if (c >= 0) {
+  if (c >= 0 && c < LOCAL_CLASSES && local.head[c]) {
+    void *p = local.head[c];
+    local.head[c] = *(void **)p;
+    local.count[c]--;
+    return p;
+  }
+  if (c >= LOCAL_CLASSES) {
     pthread_mutex_lock(&cache.lock);
     void *p = cache.count[c] ? cache.slots[c][--cache.count[c]] : NULL;
     pthread_mutex_unlock(&cache.lock);
@@ -66,7 +100,17 @@ void cg__free(void *p, size_t nbytes)
   if (!p) return;
   size_t rounded;
   int c = size_class(nbytes ? nbytes : 1, &rounded);
-  if (c >= 0) {
+  if (c >= 0 && c < LOCAL_CLASSES && local.count[c] < LOCAL_DEPTH) {
+    if (!local.head[0] && !local.head[1] && !local.head[2] && !local.head[3]) {
+      pthread_once(&local_once, local_key_create); /* flush this thread's blocks when it exits */
+      pthread_setspecific(local_key, &local);
+    }
+    *(void **)p = local.head[c];
+    local.head[c] = p;
+    local.count[c]++;
+    return;
+  }
+  if (c >= LOCAL_CLASSES) {
     pthread_mutex_lock(&cache.lock);
     if (cache.count[c] < CACHE_DEPTH) {
       cache.slots[c][cache.count[c]++] = p;
@@ -104,6 +148,7 @@ void *cg__realloc(void *p, size_t nbytes)
 /* Return cached buffers at exit so leak checkers see a clean heap. */
 __attribute__((destructor)) static void cache_drain(void)
 {
+  local_flush(NULL); /* the main thread's blocks: thread-exit destructors do not run at exit */
   pthread_mutex_lock(&cache.lock);
   for (int c = 0; c < CACHE_CLASSES; c++)
     while (cache.count[c]) free(cache.slots[c][--cache.count[c]]);

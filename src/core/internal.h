@@ -12,6 +12,10 @@ typedef struct cg_buffer {
   int device; /* 0: host. Kernels look at it; nothing else assumes host memory. */
   size_t nbytes;
   void *data;
+  /* Small tensors live in one block: [owner tensor | this buffer | data]. The block goes when
+     the buffer's last reference does (the owner's header included). NULL: separate pieces. */
+  void *block;
+  size_t block_bytes;
 } cg_buffer;
 
 struct cg_tensor {

@@ -69,10 +69,8 @@ cg_status cg__shape_size(const char *op, int ndim, const int64_t *shape, int64_t
   return CG_OK;
 }
 
-static cg_tensor *tensor_header(cg_dtype d, int ndim, const int64_t *shape, int64_t size)
+static cg_tensor *init_header(cg_tensor *t, cg_dtype d, int ndim, const int64_t *shape, int64_t size)
 {
-  cg_tensor *t = cg__malloc(sizeof *t);
-  if (!t) return NULL;
   t->refcount = 1;
   t->dtype = d;
   t->ndim = ndim;
@@ -89,12 +87,36 @@ static cg_tensor *tensor_header(cg_dtype d, int ndim, const int64_t *shape, int6
   return t;
 }
 
+static cg_tensor *tensor_header(cg_dtype d, int ndim, const int64_t *shape, int64_t size)
+{
+  cg_tensor *t = cg__alloc(sizeof *t);
+  return t ? init_header(t, d, ndim, shape, size) : NULL;
+}
+
 cg_tensor *cg__tensor_symbolic(struct cg_graph *g, cg_dtype d, int ndim, const int64_t *shape)
 {
   int64_t size = 1;
   for (int i = 0; i < ndim; i++) size = shape[i] < 0 || size < 0 ? -1 : size * shape[i];
   cg_tensor *t = tensor_header(d, ndim, shape, size);
   if (t) t->graph = g;
+  return t;
+}
+
+/* Data up to this size shares one allocation with its tensor and buffer headers. */
+#define SMALL_DATA 256
+#define ROUND64(n) (((n) + 63) & ~(size_t)63)
+
+static cg_tensor *small_tensor(cg_dtype d, int ndim, const int64_t *shape, int64_t size, size_t nbytes)
+{
+  size_t data_at = ROUND64(sizeof(cg_tensor) + sizeof(cg_buffer)), bytes = data_at + nbytes;
+  char *block = cg__alloc(bytes);
+  if (!block) return NULL;
+  cg_tensor *t = init_header((cg_tensor *)block, d, ndim, shape, size);
+  cg_buffer *b = (cg_buffer *)(block + sizeof(cg_tensor));
+  *b = (cg_buffer){.refcount = 1, .nbytes = nbytes, .data = block + data_at, .block = block,
+                   .block_bytes = bytes};
+  t->buf = b;
+  t->data = b->data;
   return t;
 }
 
@@ -106,16 +128,16 @@ cg_tensor *cg__tensor_new(cg_dtype d, int ndim, const int64_t *shape)
     return NULL;
   }
   if (cg__shape_size("tensor", ndim, shape, &size) != CG_OK) return NULL;
-  cg_buffer *b = cg__malloc(sizeof *b);
+  size_t nbytes = (size_t)size * cg_dtype_size(d);
+  if (nbytes <= SMALL_DATA) return small_tensor(d, ndim, shape, size, nbytes);
+  cg_buffer *b = cg__alloc(sizeof *b);
   if (!b) return NULL;
-  b->refcount = 1;
-  b->device = 0;
-  b->nbytes = (size_t)size * cg_dtype_size(d);
+  *b = (cg_buffer){.refcount = 1, .nbytes = nbytes};
   b->data = cg__alloc(b->nbytes);
   cg_tensor *t = b->data ? tensor_header(d, ndim, shape, size) : NULL;
   if (!t) {
     cg__free(b->data, b->nbytes);
-    free(b);
+    cg__free(b, sizeof *b);
     return NULL;
   }
   t->buf = b;
@@ -143,13 +165,19 @@ void cg_release(cg_tensor *t)
 {
   if (!t || __atomic_sub_fetch(&t->refcount, 1, __ATOMIC_ACQ_REL) > 0) return;
   cg_buffer *b = t->buf;
-  if (b && __atomic_sub_fetch(&b->refcount, 1, __ATOMIC_ACQ_REL) == 0) {
-    cg__free(b->data, b->nbytes);
-    free(b);
-  }
+  bool header_in_block = b && b->block == (void *)t; /* freed with the block */
   free(t->name);
-  free(t);
+  t->name = NULL;
   __atomic_sub_fetch(&live_tensors, 1, __ATOMIC_RELAXED);
+  if (b && __atomic_sub_fetch(&b->refcount, 1, __ATOMIC_ACQ_REL) == 0) {
+    if (b->block) {
+      cg__free(b->block, b->block_bytes);
+    } else {
+      cg__free(b->data, b->nbytes);
+      cg__free(b, sizeof *b);
+    }
+  }
+  if (!header_in_block) cg__free(t, sizeof *t);
 }
 
 /* --- values ---------------------------------------------------------------------------- */

@@ -160,6 +160,7 @@ cg_status cg__infer_symbolic(cg_node *node)
     node->in = ptrs;
     if (t == 1) memcpy(first, node->meta, sizeof first);
     for (int o = 0; o < CG_MAX_OUTPUTS; o++) node->meta[o].set = false;
+    node->declared = 0;
     st = node->def->infer(node);
     node->in = saved;
   }
