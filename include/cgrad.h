@@ -431,12 +431,22 @@ typedef cg_status (*cg_forward_fn)(cg_ctx *ctx, cg_tensor *const *x, cg_tensor *
  * all required. */
 typedef cg_status (*cg_backward_fn)(cg_ctx *ctx, cg_tensor *const *dy, cg_tensor **dx,
                                     cg_tensor **dvars);
+/* Forward mode for a custom op: tangents of the outputs from tangents of the inputs
+ * (tangent_in[i] NULL: zero), built from ops. */
+typedef cg_status (*cg_custom_jvp_fn)(cg_ctx *ctx, cg_tensor *const *tangent_in, cg_tensor **tangent_out);
+enum {
+  CG_CUSTOM_ONCE_DIFFERENTIABLE = 1u << 0, /* a second derivative through it is an error */
+  CG_CUSTOM_LINEAR = 1u << 1 /* forward is linear in x: with no backward, the gradient is the
+                                 jvp transposed (by reverse mode through the jvp)            */
+};
 typedef struct {
   const char *name;        /* the op type it records as                                 */
   int n_inputs, n_outputs; /* n_outputs <= CG_MAX_OUTPUTS                               */
   cg_forward_fn forward;   /* runs with recording paused                                */
   cg_backward_fn backward; /* built from ops, so itself differentiable                  */
   void *user;
+  cg_custom_jvp_fn jvp;    /* optional forward-mode rule                                */
+  unsigned flags;          /* CG_CUSTOM_*                                               */
 } cg_custom_def;
 /* Runs def->forward(x) -> y and, under a tape, records one op whose gradient is
  * def->backward. y receives n_outputs new tensors. */
@@ -552,6 +562,83 @@ CG_API cg_status cg_function_call(cg_function *f, cg_tensor *const *x, cg_tensor
 CG_API int cg_function_num_traces(const cg_function *f);
 CG_API cg_graph *cg_function_graph(const cg_function *f, int trace); /* borrowed */
 CG_API void cg_function_free(cg_function *f);
+
+/* ======================================================================================
+ * Beyond reverse mode: forward mode, declared order, hooks, explanations, accounting
+ * ==================================================================================== */
+
+/* --- forward mode (jax.jvp) -------------------------------------------------------------- */
+/* A JVP rule: tangents of op's outputs from tangents of its inputs (NULL: zero), built from
+ * ops. Registered by op type like gradients; an op without one falls back to the double-VJP
+ * trick through its registered gradient (two reverse passes per op: documented cost). */
+typedef cg_status (*cg_jvp_fn)(const cg_node *op, cg_tensor *const *tangent_in,
+                               cg_tensor **tangent_out, void *user);
+CG_API cg_status cg_register_jvp(const char *name, cg_jvp_fn fn, void *user, unsigned flags);
+CG_API int cg_has_jvp(const char *name);
+/* out_primals = fn(primals), out_tangents = J(primals) tangents (forward mode). */
+CG_API cg_status cg_jvp(cg_trace_fn fn, void *user, cg_tensor *const *primals,
+                        cg_tensor *const *tangents, int nx, cg_tensor **out_primals,
+                        cg_tensor **out_tangents, int ny);
+/* Hessian-vector products of a scalar f by forward-over-reverse: out[i] = sum_j H_ij v_j. */
+CG_API cg_status cg_hvp(cg_fn f, void *user, cg_tensor *const *x, cg_tensor *const *v, int n,
+                        cg_tensor **out);
+/* The Hessian of a scalar f of one input x: shape x.shape + x.shape. */
+CG_API cg_tensor *cg_hessian(cg_fn f, void *user, cg_tensor *x);
+
+/* --- declared order, needs_input_grad, non-differentiable outputs ------------------------ */
+enum { CG_GRADIENT_ONCE_DIFFERENTIABLE = 1u << 1 }; /* cg_register_gradient flag */
+/* Inside a gradient function or custom backward: does input i need a gradient at all? */
+CG_API int cg_node_needs_input_grad(const cg_node *op, int i);
+CG_API int cg_ctx_needs_input_grad(const cg_ctx *ctx, int i);
+/* Inside a custom forward: output i carries no gradient (like an integer index output). */
+CG_API cg_status cg_ctx_mark_non_differentiable(cg_ctx *ctx, int output);
+
+/* --- gradient checkpointing (tf.recompute_grad, jax.checkpoint) ------------------------- */
+/* outputs = fn(inputs), but a tape keeps only the inputs: the inside is recomputed during
+ * the backward. Trainable variables read inside get their gradients too. */
+CG_API cg_status cg_recompute(cg_trace_fn fn, void *user, cg_tensor *const *inputs, int nx,
+                              cg_tensor **outputs, int ny);
+
+/* --- gradient hooks (PyTorch's register_hook) ------------------------------------------- */
+/* Called with the total gradient flowing into t (on any tape or graph); returns the gradient
+ * to use instead (grad itself to keep it; NULL is an error). */
+typedef cg_tensor *(*cg_grad_hook)(cg_tensor *grad, void *user);
+CG_API cg_status cg_tensor_register_hook(cg_tensor *t, cg_grad_hook hook, void *user);
+/* The same, for gradients computed from this tape only. */
+CG_API cg_status cg_tape_register_hook(cg_tape *tape, cg_tensor *t, cg_grad_hook hook, void *user);
+
+/* --- "why is this gradient NULL?" --------------------------------------------------------- */
+/* A sentence naming the first broken link between source and target on the tape (never
+ * watched, an integer cast, a StopGradient, a non-differentiable op, an op with no gradient,
+ * a paused recording), or saying they are connected. Valid until the next call. */
+CG_API const char *cg_tape_explain(cg_tape *tape, cg_tensor *target, cg_tensor *source);
+
+/* --- rule accounting ---------------------------------------------------------------------- */
+typedef enum { CG_RULE_GRADIENT = 0, CG_RULE_OVERRIDE, CG_RULE_CUSTOM, CG_RULE_JVP } cg_rule_kind;
+typedef struct {
+  const char *name;   /* the gradient, custom op or JVP rule                              */
+  cg_rule_kind kind;  /* OVERRIDE: a gradient that ran for an op of another type           */
+  uint64_t calls;
+} cg_rule_stat;
+/* Writes up to max rows (most calls first); returns how many rules have run. */
+CG_API int cg_rule_stats(cg_rule_stat *out, int max);
+CG_API void cg_rule_stats_reset(void);
+
+/* --- check on register --------------------------------------------------------------------- */
+/* When on (or CG_CHECK_GRADIENTS=1), the first run of each registered gradient or JVP rule
+ * is verified against float64 central differences at random inputs shaped like the op's;
+ * a mismatch fails that gradient with CG_ECHECK naming the rule and the worst element. */
+CG_API void cg_set_check_gradients(int on);
+
+/* --- graphs saved and loaded by name ------------------------------------------------------ */
+/* A text format (docs/graph-format.md) with ops, attributes, constants and each node's
+ * gradient (override) name, all by name. Loading re-binds ops and gradients from the
+ * registry; an unknown one is an error naming it. */
+CG_API cg_status cg_graph_save(const cg_graph *g, const char *path);
+CG_API cg_graph *cg_graph_load(const char *path);
+/* Names: placeholders have theirs; cg_tensor_set_name names any graph tensor for saving. */
+CG_API cg_status cg_tensor_set_name(cg_tensor *t, const char *name);
+CG_API cg_tensor *cg_graph_tensor(const cg_graph *g, const char *name); /* borrowed */
 
 /* ======================================================================================
  * Training: initializers, layers, losses, optimizers, metrics
@@ -721,6 +808,119 @@ CG_API cg_status cg_batcher_start_epoch(cg_batcher *b, int64_t epoch);
 CG_API int cg_batcher_next(cg_batcher *b, cg_tensor **images, cg_tensor **labels);
 CG_API int64_t cg_batcher_num_batches(const cg_batcher *b);
 CG_API void cg_batcher_free(cg_batcher *b);
+
+/* ======================================================================================
+ * Distributed (MPI): data-parallel training, as DistributedDataParallel and Horovod do it
+ *
+ * Every rank (process) runs the same program on its shard of each global batch; gradients
+ * are summed across ranks in buckets (MPI allreduce) before the optimizer step, so the
+ * variables stay bitwise identical on every rank. "Collective" functions must be called by
+ * every rank, in the same order. Built when CMake finds MPI (option CGRAD_MPI); without it
+ * cg_dist_init fails with CG_ENOTFOUND, rank and size are 0 and 1, and the collectives fail
+ * the same way. The sampler, fingerprint and cost model below need no MPI.
+ * ==================================================================================== */
+
+CG_API int cg_dist_available(void);   /* 1 when cgrad was built with MPI                    */
+/* Collective. Joins the job: MPI_Init_thread (asking for MPI_THREAD_MULTIPLE) unless the
+ * program initialised MPI itself; a second call does nothing. Uses a duplicate of
+ * MPI_COMM_WORLD whose errors come back as CG_EIO instead of aborting. */
+CG_API cg_status cg_dist_init(int *argc, char ***argv);
+/* Collective. Leaves the job; finalises MPI if cg_dist_init initialised it. */
+CG_API cg_status cg_dist_finalize(void);
+CG_API int cg_dist_initialized(void);
+CG_API int cg_dist_rank(void);        /* this process: 0 .. size-1 (0 before cg_dist_init) */
+CG_API int cg_dist_size(void);        /* ranks in the job (1 before cg_dist_init)          */
+CG_API cg_status cg_dist_barrier(void); /* collective                                       */
+/* Ends every rank of the job (MPI_Abort) after printing "rank r of n: why" to stderr: for a
+ * rank that cannot go on while others may be waiting on it. Returns (CG_ESTATE) only when
+ * MPI is not running. */
+CG_API cg_status cg_dist_abort(int exit_code, const char *why);
+/* Watchdog: a collective of this library that waits more than seconds for the other ranks
+ * prints which collective and rank on stderr and aborts the job (cg_dist_abort) instead of
+ * hanging on a rank that died, hangs or was stopped. 0 (the default) turns it off. */
+CG_API cg_status cg_dist_set_timeout(double seconds);
+
+/* Collective. The root rank's values replace every rank's (all the variables given,
+ * trainable or not; names, dtypes and shapes must agree, checked first). */
+CG_API cg_status cg_dist_broadcast_variables(cg_var *const *vars, int n, int root);
+/* Collective. values[i] = sum_r w_r values_r[i] / sum_r w_r, in double: metrics averaged
+ * over ranks, weighted by how many examples each saw (weight 0: contributes nothing). */
+CG_API cg_status cg_dist_weighted_mean(double *values, int n, double weight);
+/* Collective. CG_OK when every rank passed the same value, else CG_ESTATE "the N ranks
+ * disagree on <what>". For configurations and cg_dist_fingerprint. */
+CG_API cg_status cg_dist_check_same(uint64_t value, const char *what);
+/* Collective. Every rank learns whether all succeeded: returns local when it failed (its
+ * message kept), CG_EUSER naming the failed rank(s) when another failed, else CG_OK. */
+CG_API cg_status cg_dist_agree(cg_status local, const char *what);
+/* A 64-bit hash (FNV-1a) of the variables' names, dtypes, shapes and bytes: ranks whose
+ * variables are bitwise identical get the same value. Needs no MPI. */
+CG_API uint64_t cg_dist_fingerprint(cg_var *const *vars, int n);
+
+/* --- gradient reduction in buckets ------------------------------------------------------ */
+typedef struct {
+  size_t bucket_bytes; /* gradient bytes per allreduce call (0: 1 MiB); many small tensors
+                          travel in one call                                              */
+  int overlap;         /* reduce each full bucket on a background thread while the caller
+                          computes the rest of the backward (needs MPI_THREAD_SERIALIZED)   */
+  int fixed_order;     /* add the ranks' parts in rank order 0..N-1 (alltoall + allgather,
+                          the same bytes as a ring): bitwise what one process gets adding
+                          the N parts in that order, whatever MPI's algorithm               */
+} cg_dist_reducer_config;
+typedef struct {
+  int ranks, buckets;
+  int64_t steps;              /* finished steps                                          */
+  double bytes_per_step;      /* bytes reduced per step (gradients + 2 status elements)   */
+  double wire_bytes_per_step; /* bytes a rank sends per step in a ring: 2(N-1)/N of them  */
+  double reduce_seconds;      /* time in the reductions, all steps, whichever thread      */
+  double exposed_seconds;     /* time the caller waited for them (less with overlap)      */
+  int overlapping;            /* 1 when a background thread reduces                       */
+} cg_dist_stats;
+typedef struct cg_dist_reducer cg_dist_reducer;
+/* Collective. Plans buckets over vars (borrowed: they must outlive the reducer) in reverse
+ * order, the order a backward makes their gradients; f32 and f64 variables. config may be
+ * NULL. Every rank must pass the same variables and config (checked). */
+CG_API cg_dist_reducer *cg_dist_reducer_new(cg_var *const *vars, int n, const cg_dist_reducer_config *config);
+/* The gradient of vars[i] is final: weight * grad is this rank's part (NULL grad: zeros).
+ * For a mean loss over this rank's b of a global batch of B examples, weight = b / B. A
+ * bucket is reduced as soon as it is full (buckets go in order; the last one at finish). If
+ * the rank cannot go on this step, it must call cg_dist_reducer_fail, not just return. */
+CG_API cg_status cg_dist_reducer_ready(cg_dist_reducer *r, int i, cg_tensor *grad, double weight);
+/* This rank failed this step (its last error is kept): its missing gradients count as zeros
+ * and every rank's cg_dist_reducer_finish reports the failure, so none is left waiting. */
+CG_API cg_status cg_dist_reducer_fail(cg_dist_reducer *r);
+/* Collective. Waits for every bucket; out[i] = sum over ranks of the parts (new tensors in
+ * the current scope, identical on every rank). A missing gradient fails the step. When any
+ * rank failed, every rank gets an error (CG_EUSER naming the rank) and out is not written. */
+CG_API cg_status cg_dist_reducer_finish(cg_dist_reducer *r, cg_tensor **out);
+/* Collective: ready for every gradient (last first), then finish. */
+CG_API cg_status cg_dist_allreduce_gradients(cg_dist_reducer *r, cg_tensor *const *grads, double weight,
+                                             cg_tensor **out);
+CG_API cg_status cg_dist_reducer_stats(const cg_dist_reducer *r, cg_dist_stats *out);
+CG_API void cg_dist_reducer_free(cg_dist_reducer *r);
+
+/* --- sharding ----------------------------------------------------------------------------- */
+/* Rows [*begin, *begin + *count) of n that rank takes among size: contiguous shards whose
+ * sizes differ by at most one, the first n % size ranks taking one more. */
+CG_API cg_status cg_dist_shard_range(int64_t n, int rank, int size, int64_t *begin, int64_t *count);
+/* The global batches cg_batcher_new(d, global_batch, shuffle, seed) gives (the same order on
+ * every rank from the shared seed), each cut by cg_dist_shard_range: this rank gets its
+ * shard only, copied from d (d's tensors are retained). */
+typedef struct cg_dist_sampler cg_dist_sampler;
+CG_API cg_dist_sampler *cg_dist_sampler_new(const cg_dataset *d, int64_t global_batch, int shuffle,
+                                            uint64_t seed, int rank, int size);
+CG_API cg_status cg_dist_sampler_start_epoch(cg_dist_sampler *s, int64_t epoch);
+/* This rank's rows of the next global batch (new tensors in the current scope; 0 rows when
+ * the global batch is smaller than the ranks) and, if global_count, the global batch's size:
+ * 1, then 0 at the end of the epoch, -1 on error. */
+CG_API int cg_dist_sampler_next(cg_dist_sampler *s, cg_tensor **images, cg_tensor **labels,
+                                int64_t *global_count);
+CG_API int64_t cg_dist_sampler_num_batches(const cg_dist_sampler *s);
+CG_API void cg_dist_sampler_free(cg_dist_sampler *s);
+
+/* Ring allreduce cost model: 2(N-1) steps, each sending bytes/N to the next rank, so
+ * t = 2(N-1) (bytes / (N bandwidth) + latency); -1 on bad arguments. */
+CG_API double cg_dist_ring_allreduce_seconds(double bytes, int ranks, double bytes_per_second,
+                                             double latency_seconds);
 
 #ifdef __cplusplus
 }

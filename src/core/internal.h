@@ -43,8 +43,12 @@ void *cg__realloc(void *p, size_t nbytes);
 /* Tests: make allocation number n (counted from now, on this thread) fail; n < 0: never. */
 void cg__alloc_fail_at(long n);
 long cg__alloc_calls(void); /* allocations on this thread since cg__alloc_fail_at */
-/* Tensors alive in the process (for leak checks in tests). */
+/* Tensors alive in the process (for leak checks in tests), and bytes of tensor data alive
+ * now and at most since the last reset (for memory measurements). */
 long cg__live_tensors(void);
+int64_t cg__live_bytes(void);
+int64_t cg__peak_bytes(void);
+void cg__reset_peak_bytes(void);
 
 /* --- tensors --------------------------------------------------------------------------- */
 /* Product of dims with overflow and sign checks; CG_EINVAL/CG_ENOMEM naming op. */

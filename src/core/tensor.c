@@ -7,8 +7,21 @@
 
 static uint64_t next_id = 1;
 static long live_tensors;
+static int64_t live_bytes, peak_bytes; /* tensor data, for memory measurements */
 
 long cg__live_tensors(void) { return __atomic_load_n(&live_tensors, __ATOMIC_RELAXED); }
+int64_t cg__live_bytes(void) { return __atomic_load_n(&live_bytes, __ATOMIC_RELAXED); }
+int64_t cg__peak_bytes(void) { return __atomic_load_n(&peak_bytes, __ATOMIC_RELAXED); }
+void cg__reset_peak_bytes(void) { __atomic_store_n(&peak_bytes, cg__live_bytes(), __ATOMIC_RELAXED); }
+
+static void count_bytes(int64_t n)
+{
+  int64_t now = __atomic_add_fetch(&live_bytes, n, __ATOMIC_RELAXED);
+  int64_t peak = __atomic_load_n(&peak_bytes, __ATOMIC_RELAXED);
+  while (now > peak && !__atomic_compare_exchange_n(&peak_bytes, &peak, now, true, __ATOMIC_RELAXED,
+                                                    __ATOMIC_RELAXED)) {
+  }
+}
 
 const char *cg_dtype_name(cg_dtype d)
 {
@@ -117,6 +130,7 @@ static cg_tensor *small_tensor(cg_dtype d, int ndim, const int64_t *shape, int64
                    .block_bytes = bytes};
   t->buf = b;
   t->data = b->data;
+  count_bytes((int64_t)nbytes);
   return t;
 }
 
@@ -142,6 +156,7 @@ cg_tensor *cg__tensor_new(cg_dtype d, int ndim, const int64_t *shape)
   }
   t->buf = b;
   t->data = b->data;
+  count_bytes((int64_t)nbytes);
   return t;
 }
 
@@ -170,6 +185,7 @@ void cg_release(cg_tensor *t)
   t->name = NULL;
   __atomic_sub_fetch(&live_tensors, 1, __ATOMIC_RELAXED);
   if (b && __atomic_sub_fetch(&b->refcount, 1, __ATOMIC_ACQ_REL) == 0) {
+    count_bytes(-(int64_t)b->nbytes);
     if (b->block) {
       cg__free(b->block, b->block_bytes);
     } else {
