@@ -2,8 +2,9 @@
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 PREFIX ?= /usr/local
+FUZZ_SECONDS ?= 60
 
-.PHONY: all deps configure run test bench install clean
+.PHONY: all deps configure run test bench install clean fuzz
 
 all: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -27,5 +28,11 @@ install: all
 clean:
 	rm -rf $(BUILD)
 
+# W1..W5 with cgrad and PyTorch side by side, one table (bench/RESULTS.md has a run).
 bench: deps all
-	@for b in $(BUILD)/bench_*; do echo "== $$b"; OPENBLAS_NUM_THREADS=2 $$b; done
+	@scripts/install-deps bench
+	bench/run $(BUILD)
+
+# libFuzzer targets (fuzz/) in build-fuzz with clang, ASan and UBSan, FUZZ_SECONDS each.
+fuzz:
+	scripts/fuzz-all $(FUZZ_SECONDS)

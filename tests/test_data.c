@@ -106,6 +106,10 @@ static const bad_idx_case bad_idx_cases[] = {
     {"\x00\x00\x0c\x01\x00\x00\x00\x01\x00\x00\x00", 11, "the data is 3 bytes but the dimensions need 4"},
     {"\x00\x00\x08\x01\x00\x00\x00\x01\x05\x06", 10, "there are bytes after the 1"},
     {"\x00\x00\x08\x03\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", 16, "too large"},
+    /* found by fuzz/fuzz_idx: 17 bytes announcing 2^40 of data were CG_ENOMEM, because the
+     * reader allocated what the header claims before reading any of it */
+    {"\x00\x00\x08\x03\x00\x01\x00\x00\x00\x01\x00\x00\x00\x00\x01\x00\x07", 17,
+     "the data is 1 bytes but the dimensions need 1099511627776"},
 };
 
 static void idx_corrupt_files_are_clear_errors(void **state)

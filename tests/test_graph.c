@@ -41,6 +41,20 @@ static void symbolic_shapes_with_unknown_dims(void **state)
   cg_graph_free(g);
 }
 
+/* Found by fuzz/fuzz_ops: trying an unknown dim as 257 made the element count of
+ * [?, 2^58] overflow int64 (undefined behaviour); now it is an error naming the op. */
+static void unknown_dims_that_overflow_when_tried(void **state)
+{
+  cg_graph *g = cg_graph_new();
+  cg_graph_enter(g);
+  cg_tensor *x = cg_placeholder(CG_F32, 2, (int64_t[]){-1, (int64_t)1 << 58}, "x");
+  assert_non_null(x);
+  assert_null(cg_neg(x));
+  assert_error(CG_ENOMEM, "Neg: shape [257,288230376151711744] has too many elements");
+  cg_graph_exit(g);
+  cg_graph_free(g);
+}
+
 /* Every gradient-check row: tf.gradients in a graph gives the tape's numbers. */
 static void graph_gradients_match_the_tape_on_every_row(void **state)
 {
@@ -388,6 +402,7 @@ int main(void)
 {
   const struct CMUnitTest tests[] = {
       cgt_test(symbolic_shapes_with_unknown_dims),
+      cgt_test(unknown_dims_that_overflow_when_tried),
       cgt_test(graph_gradients_match_the_tape_on_every_row),
       cgt_test(override_map_in_graph_mode),
       cgt_test(custom_gradient_in_graph_mode),

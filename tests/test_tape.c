@@ -188,8 +188,8 @@ static void variables_are_watched_automatically(void **state)
 
   assert_int_equal(cg_var_assign_sub(w, cg_scalar(CG_F64, 0.5)), CG_OK);
   assert_true(cg_item(cg_var_value(w)) == 1.5);
-  assert_int_equal(cg_var_assign(w, cg_scalar(CG_F32, 1)), CG_ESHAPE);
-  assert_error(CG_ESHAPE, "variable 'w' is f64 [], the value is f32 []");
+  assert_int_equal(cg_var_assign(w, cg_scalar(CG_F32, 1)), CG_EDTYPE);
+  assert_error(CG_EDTYPE, "variable 'w' is f64 [], the value is f32 []");
   cg_var_free(w);
   cg_var_free(frozen);
 }

@@ -5,13 +5,18 @@
 
 static cg_attr *slot(cg_attrs *a, const char *name)
 {
-  if (!a || !name || strlen(name) >= sizeof a->items[0].name) {
+  if (!a || a->n < 0 || a->n > CG_ATTR_MAX) {
+    cg_set_error(CG_EINVAL, "attribute '%s': the attribute list is %s", name ? name : "(null)",
+                 a ? "not initialised (declare it as `cg_attrs a = {0};`)" : "NULL");
+    return NULL;
+  }
+  if (!name || strlen(name) >= sizeof a->items[0].name) {
     cg_set_error(CG_EINVAL, "attribute name '%s' is NULL or longer than %zu characters",
                  name ? name : "(null)", sizeof a->items[0].name - 1);
     return NULL;
   }
   for (int i = 0; i < a->n; i++)
-    if (strcmp(a->items[i].name, name) == 0) return &a->items[i];
+    if (strncmp(a->items[i].name, name, sizeof a->items[i].name) == 0) return &a->items[i];
   if (a->n == CG_ATTR_MAX) {
     cg_set_error(CG_EINVAL, "attribute '%s': at most %d attributes", name, CG_ATTR_MAX);
     return NULL;
@@ -54,20 +59,38 @@ cg_status cg_attrs_set_float(cg_attrs *a, const char *name, double v)
   return CG_OK;
 }
 
+/* cg_attrs is a plain struct callers may fill by hand: counts are clamped to the arrays and
+ * names compared within their field, so a malformed one reads as "absent", never past the end. */
 const cg_attr *cg_attrs_find(const cg_attrs *a, const char *name)
 {
   if (!a || !name) return NULL;
-  for (int i = 0; i < a->n; i++)
-    if (strcmp(a->items[i].name, name) == 0) return &a->items[i];
+  int n = a->n < 0 ? 0 : a->n > CG_ATTR_MAX ? CG_ATTR_MAX : a->n;
+  for (int i = 0; i < n; i++)
+    if (strncmp(a->items[i].name, name, sizeof a->items[i].name) == 0) return &a->items[i];
   return NULL;
+}
+
+static int ints_held(const cg_attr *a)
+{
+  return a->n < 0 ? 0 : a->n > CG_ATTR_INTS_MAX ? CG_ATTR_INTS_MAX : a->n;
+}
+
+/* A float attribute read as an int: truncated and saturated, NaN as 0 (a plain conversion
+ * of a value outside int64 is undefined behaviour). */
+static int64_t float_to_int(double f)
+{
+  if (f != f) return 0;
+  if (f >= 9223372036854775808.0) return INT64_MAX;
+  if (f < -9223372036854775808.0) return INT64_MIN;
+  return (int64_t)f;
 }
 
 int64_t cg_node_attr_int(const cg_node *n, const char *name, int64_t dflt)
 {
   const cg_attr *a = cg_attrs_find(n ? n->attrs : NULL, name);
   if (!a) return dflt;
-  if (a->kind == CG_ATTR_FLOAT) return (int64_t)a->f;
-  return a->n > 0 ? a->ints[0] : dflt;
+  if (a->kind == CG_ATTR_FLOAT) return float_to_int(a->f);
+  return ints_held(a) > 0 ? a->ints[0] : dflt;
 }
 
 double cg_node_attr_float(const cg_node *n, const char *name, double dflt)
@@ -75,13 +98,14 @@ double cg_node_attr_float(const cg_node *n, const char *name, double dflt)
   const cg_attr *a = cg_attrs_find(n ? n->attrs : NULL, name);
   if (!a) return dflt;
   if (a->kind == CG_ATTR_FLOAT) return a->f;
-  return a->n > 0 ? (double)a->ints[0] : dflt;
+  return ints_held(a) > 0 ? (double)a->ints[0] : dflt;
 }
 
 int cg_node_attr_ints(const cg_node *n, const char *name, int64_t *out, int max)
 {
   const cg_attr *a = cg_attrs_find(n ? n->attrs : NULL, name);
   if (!a || a->kind == CG_ATTR_FLOAT) return -1;
-  for (int i = 0; i < a->n && i < max; i++) out[i] = a->ints[i];
-  return a->n;
+  int held = ints_held(a);
+  for (int i = 0; out && i < held && i < max; i++) out[i] = a->ints[i];
+  return held;
 }

@@ -4,6 +4,9 @@
 #include "tape.h"
 #include "custom.h"
 #include "backward.h"
+#include "rules.h"
+#include "guard.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -135,8 +138,25 @@ typedef struct {
   cg_idset reached; /* ids of sources and of everything computed from them */
   cg_idset sources;
   cg_idset stops;   /* treated as constants: no gradient flows through them */
+  cg_idset hooked;  /* totals already passed through their hooks            */
+  const cg_hook_list *hooks;
   accum_map grads;
 } walk;
+
+/* The total gradient of t after its hooks (run once per walk), kept as the new total. */
+static cg_tensor *hooked_total(walk *w, cg_tensor *t)
+{
+  cg_tensor *g = accum_total(&w->grads, t->id);
+  if (!g || (!t->has_hook && !(w->hooks && w->hooks->n)) || cg__idset_has(&w->hooked, t->id)) return g;
+  if (cg__idset_add(&w->hooked, t->id) != CG_OK) return NULL;
+  cg_tensor *h = cg__run_hooks(t, g, w->hooks);
+  if (h && h != g) {
+    accum *a = accum_find(&w->grads, t->id, false);
+    cg_release(a->parts[0]);
+    a->parts[0] = cg_retain(h);
+  }
+  return h;
+}
 
 /* A source counts if it is a float tensor the recorder follows (NULL: all do). */
 static bool differentiable_source(const cg_tensor *t, const cg_idset *followed)
@@ -157,7 +177,8 @@ static cg_status find_path(walk *w, cg_tensor *const *sources, int n_src, const 
     for (int i = 0; i < n->n_in && !hit; i++) hit = cg__idset_has(&w->reached, n->in[i]->id);
     w->on_path[k] = hit;
     for (int o = 0; hit && o < n->n_out; o++)
-      if (cg_dtype_is_float(n->out[o]->dtype) && cg__idset_add(&w->reached, n->out[o]->id) != CG_OK)
+      if (cg_dtype_is_float(n->out[o]->dtype) && !(n->non_differentiable & (1u << o)) &&
+          cg__idset_add(&w->reached, n->out[o]->id) != CG_OK)
         return cg_set_error(CG_ENOMEM, "gradient: out of memory");
   }
   return CG_OK;
@@ -180,6 +201,9 @@ static cg_status conform(const cg_node *n, int j, cg_tensor *g, cg_tensor **out)
 {
   const cg_tensor *x = n->in[j];
   char gs[160], xs[160];
+  if (g->graph && g->graph != cg__tls()->graph) /* (a concrete one is a constant in a graph) */
+    return cg_set_error(CG_EUSER, "%s: the gradient for input %d is a symbolic tensor of %s", n->type, j,
+                        cg__tls()->graph ? "another graph" : "a graph, in an eager backward pass");
   if (g->dtype != x->dtype)
     return cg_set_error(CG_EUSER, "%s: the gradient for input %d has dtype %s, expected %s (the input's)",
                         n->type, j, cg_dtype_name(g->dtype), cg_dtype_name(x->dtype));
@@ -194,15 +218,50 @@ static cg_status conform(const cg_node *n, int j, cg_tensor *g, cg_tensor **out)
   return CG_OK;
 }
 
-static cg_status call_gradient(const cg_node *n, cg_tensor *const *dy, cg_tensor **dx)
+/* The rule that differentiates n: the custom backward, or the gradient resolved when it was
+ * recorded. Counted for cg_rule_stats; a once-differentiable rule runs unrecorded and its
+ * results pass through a barrier whose own gradient is an error naming it. */
+static cg_status call_gradient(const cg_node *n, cg_tensor *const *dy, cg_tensor **dx, const bool *needs)
 {
   for (int j = 0; j < n->n_in; j++) dx[j] = NULL;
-  if (n->custom) return cg__custom_backward(n, dy, dx);
-  if (!n->grad || !n->grad->fn) return no_gradient_error(n);
-  cg_status st = n->grad->fn(n, dy, dx, n->grad->user);
+  const char *rule = n->custom ? n->type : n->grad_name;
+  bool once = false;
+  if (n->custom) {
+    cg__count_rule(n->type, CG_RULE_CUSTOM);
+    once = cg__custom_def(n->custom)->flags & CG_CUSTOM_ONCE_DIFFERENTIABLE;
+  } else {
+    if (!n->grad || !n->grad->fn) return no_gradient_error(n);
+    cg_status st = cg__check_rule_once(n, n->grad);
+    if (st != CG_OK) return st;
+    cg__count_gradient(n->grad, n->type);
+    once = n->grad->flags & CG_GRADIENT_ONCE_DIFFERENTIABLE;
+  }
+  const cg_node *saved_node;
+  const bool *saved_needs;
+  cg__enter_gradient(n, needs, &saved_node, &saved_needs);
+  if (once) cg_pause_recording();
+  cg_status st;
+  if (n->custom) {
+    st = cg__custom_backward(n, dy, dx); /* guarded inside */
+  } else {
+    cg_grad_fn fn;
+    void *user;
+    cg__gradient_snapshot(n->grad, &fn, &user); /* consistent even while it is replaced */
+    char who[160];
+    snprintf(who, sizeof who, "%s: gradient function '%s'", n->type, rule);
+    cg_callback_guard guard = cg__guard_begin();
+    st = fn(n, dy, dx, user);
+    st = cg__guard_end(&guard, who, st);
+  }
+  if (once) cg_resume_recording();
+  cg__leave_gradient(saved_node, saved_needs);
   if (st != CG_OK && cg_last_status() == CG_OK)
-    cg_set_error(st, "%s: gradient function '%s' failed", n->type, n->grad_name);
-  return st == CG_OK ? CG_OK : cg_last_status();
+    cg_set_error(st, "%s: gradient function '%s' failed", n->type, rule);
+  if (st != CG_OK) return cg_last_status();
+  bool watched = cg__any_tape_recording() || cg__tls()->graph;
+  for (int j = 0; once && watched && j < n->n_in; j++)
+    if (dx[j] && !(dx[j] = cg__once_barrier(dx[j], n, rule))) return cg_last_status();
+  return CG_OK;
 }
 
 /* Differentiates one node: gathers dy, calls its gradient, accumulates into its inputs. */
@@ -219,19 +278,27 @@ static cg_status visit(walk *w, const cg_node *n)
   for (int o = 0; o < n->n_out; o++) any |= carries_gradient(w, n->out[o]);
   if (!any) return CG_OK;
   cg_tensor *small[8], **dx = n->n_in <= 8 ? small : cg__malloc((size_t)n->n_in * sizeof *dx);
-  if (!dx) return CG_ENOMEM;
+  bool needs_small[8], *needs = n->n_in <= 8 ? needs_small : cg__malloc((size_t)n->n_in * sizeof *needs);
+  if (!dx || !needs) {
+    if (dx != small) free(dx);
+    if (needs != needs_small) free(needs);
+    return CG_ENOMEM;
+  }
+  for (int j = 0; j < n->n_in; j++)
+    needs[j] = cg_dtype_is_float(n->in[j]->dtype) && cg__idset_has(&w->reached, n->in[j]->id);
   cg_scope scope = cg_scope_begin();
   cg_status st = CG_OK;
   for (int o = 0; o < n->n_out && st == CG_OK; o++) {
-    dy[o] = carries_gradient(w, n->out[o]) ? accum_total(&w->grads, n->out[o]->id) : NULL;
-    if (!dy[o]) dy[o] = cg_zeros_like(n->out[o]);
+    dy[o] = carries_gradient(w, n->out[o]) ? hooked_total(w, n->out[o]) : NULL;
+    if (!dy[o] && carries_gradient(w, n->out[o])) st = cg_last_status();
+    if (st == CG_OK && !dy[o]) dy[o] = cg_zeros_like(n->out[o]);
     if (!dy[o]) st = cg_last_status();
   }
   if (st == CG_OK) {
     cg_thread_state *ts = cg__tls();
     const char *outer = ts->building_gradient; /* graph nodes remember which gradient made them */
     ts->building_gradient = n->custom ? n->type : n->grad_name;
-    st = call_gradient(n, dy, dx);
+    st = call_gradient(n, dy, dx, needs);
     ts->building_gradient = outer;
   }
   for (int j = 0; j < n->n_in && st == CG_OK; j++) {
@@ -242,6 +309,7 @@ static cg_status visit(walk *w, const cg_node *n)
   }
   cg_scope_end(scope);
   if (dx != small) free(dx);
+  if (needs != needs_small) free(needs);
   for (int o = 0; o < n->n_out; o++) /* consumed, unless someone asked for it */
     if (!cg__idset_has(&w->sources, n->out[o]->id)) accum_drop(&w->grads, n->out[o]->id);
   return st;
@@ -267,7 +335,7 @@ static cg_status check_args(const char *fn, cg_tensor *target, cg_tensor *const 
 
 cg_status cg__backward(const cg_backward_args *a, cg_tensor **out)
 {
-  walk w = {.nodes = a->nodes, .n_nodes = a->n_nodes};
+  walk w = {.nodes = a->nodes, .n_nodes = a->n_nodes, .hooks = a->hooks};
   for (int i = 0; i < a->n_src; i++) out[i] = NULL;
   w.on_path = cg__calloc(a->n_nodes ? a->n_nodes : 1, sizeof *w.on_path);
   if (!w.on_path) return CG_ENOMEM;
@@ -289,7 +357,11 @@ cg_status cg__backward(const cg_backward_args *a, cg_tensor **out)
   for (int i = 0; i < a->n_src && st == CG_OK; i++) {
     const cg_tensor *src = a->sources[i];
     bool differentiable = differentiable_source(src, a->followed);
-    cg_tensor *g = differentiable ? accum_total(&w.grads, src->id) : NULL;
+    cg_tensor *g = differentiable ? hooked_total(&w, a->sources[i]) : NULL;
+    if (!g && differentiable && accum_find(&w.grads, src->id, false) && cg_last_status() != CG_OK) {
+      st = cg_last_status();
+      break;
+    }
     if (!g && differentiable && a->unconnected == CG_UNCONNECTED_ZERO) {
       g = cg_zeros_like(a->sources[i]);
       if (!g) st = cg_last_status();
@@ -301,6 +373,7 @@ cg_status cg__backward(const cg_backward_args *a, cg_tensor **out)
   cg__idset_free(&w.reached);
   cg__idset_free(&w.sources);
   cg__idset_free(&w.stops);
+  cg__idset_free(&w.hooked);
   free(w.on_path);
   for (int i = 0; i < a->n_src; i++) {
     if (st != CG_OK) {
@@ -326,7 +399,8 @@ static cg_status tape_gradient(cg_tape *tape, cg_tensor *target, cg_tensor *cons
   cg_backward_args a = {.nodes = tape->nodes, .n_nodes = tape->n_nodes, .followed = &tape->tracked,
                         .targets = &target, .seeds = opts ? &opts->output_gradient : NULL,
                         .n_targets = 1, .sources = sources, .n_src = n,
-                        .unconnected = opts ? opts->unconnected : CG_UNCONNECTED_NONE};
+                        .unconnected = opts ? opts->unconnected : CG_UNCONNECTED_NONE,
+                        .hooks = &tape->hooks};
   cg_status st = cg__backward(&a, out);
   tape->busy = was_busy;
   return st;

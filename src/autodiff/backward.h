@@ -16,6 +16,7 @@ typedef struct {
   cg_tensor *const *sources;
   int n_src;
   cg_unconnected unconnected;
+  const cg_hook_list *hooks;    /* a tape's hooks (tensor hooks always apply)             */
 } cg_backward_args;
 
 /* out[i] = d targets / d sources[i]: new tensors handed to the current scope (or NULL). The

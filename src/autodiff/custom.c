@@ -2,8 +2,11 @@
  * paused, collect the trainable variables it reads, and record one op whose gradient is the
  * user's backward, checked for the right number, dtype and shape of gradients. */
 #include "custom.h"
+#include "guard.h"
+#include "jvp.h"
 #include "tape.h"
 #include "../graph/graph.h"
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +23,7 @@ struct cg_ctx {
   int n_outputs;
   cg_status failed;      /* a cg_ctx_save that failed: the forward fails with it, even if
                             the user's code did not look at the status                    */
+  unsigned non_differentiable; /* outputs the forward marked                              */
 };
 
 struct cg_custom_record {
@@ -62,6 +66,17 @@ cg_tensor *cg_ctx_saved(const cg_ctx *ctx, int i)
 }
 
 int cg_ctx_num_saved(const cg_ctx *ctx) { return ctx ? ctx->n_saved : 0; }
+
+cg_status cg_ctx_mark_non_differentiable(cg_ctx *ctx, int output)
+{
+  cg_custom_record *r = ctx ? (cg_custom_record *)((char *)ctx - offsetof(cg_custom_record, ctx)) : NULL;
+  if (!r) return cg_set_error(CG_EINVAL, "cg_ctx_mark_non_differentiable: ctx is NULL");
+  if (output < 0 || output >= r->def.n_outputs)
+    return cg_set_error(CG_ERANGE, "%s: cg_ctx_mark_non_differentiable: output %d of %d", r->name, output,
+                        r->def.n_outputs);
+  ctx->non_differentiable |= 1u << output;
+  return CG_OK;
+}
 void *cg_ctx_user(const cg_ctx *ctx) { return ctx ? ctx->user : NULL; }
 int cg_ctx_num_vars(const cg_ctx *ctx) { return ctx ? ctx->n_vars : 0; }
 cg_var *cg_ctx_var(const cg_ctx *ctx, int i)
@@ -105,6 +120,9 @@ cg_status cg__collect_var_read(cg_var *v, cg_tensor *value)
 
 /* --- records --------------------------------------------------------------------------------- */
 
+const cg_ctx *cg__custom_ctx(const cg_custom_record *r) { return &r->ctx; }
+const cg_custom_def *cg__custom_def(const cg_custom_record *r) { return &r->def; }
+
 void cg__custom_record_retain(cg_custom_record *r)
 {
   if (r) r->refcount++;
@@ -127,8 +145,10 @@ void cg__custom_record_free(cg_custom_record *r)
 
 static cg_status check_def(const cg_custom_def *def, cg_tensor *const *x, cg_tensor **y)
 {
-  if (!def || !def->name || !def->forward || !def->backward)
-    return cg_set_error(CG_EINVAL, "cg_custom_gradient: def needs a name, a forward and a backward");
+  if (!def || !def->name || !def->forward ||
+      (!def->backward && !(def->jvp && (def->flags & CG_CUSTOM_LINEAR))))
+    return cg_set_error(CG_EINVAL, "cg_custom_gradient: def needs a name, a forward and a backward "
+                                   "(or, when CG_CUSTOM_LINEAR, a jvp)");
   if (def->n_inputs < 0 || def->n_outputs < 1 || def->n_outputs > CG_MAX_OUTPUTS)
     return cg_set_error(CG_EINVAL, "%s: custom gradient needs n_inputs >= 0 and 1..%d outputs, got %d and %d",
                         def->name, CG_MAX_OUTPUTS, def->n_inputs, def->n_outputs);
@@ -169,7 +189,11 @@ static cg_status run_forward(cg_custom_record *r, cg_tensor *const *x, cg_tensor
   cg_scope scope = cg_scope_begin();
   s->collector = &collector;
   cg_pause_recording();
+  cg_callback_guard guard = cg__guard_begin();
   cg_status st = r->def.forward(&r->ctx, x, y);
+  char who[160];
+  snprintf(who, sizeof who, "%s: the custom forward", r->name);
+  st = cg__guard_end(&guard, who, st);
   if (st == CG_OK && r->ctx.failed != CG_OK) st = r->ctx.failed;
   cg_resume_recording();
   s->collector = collector.parent;
@@ -231,7 +255,7 @@ static cg_status add_to_graph(cg_graph *g, cg_custom_record *r, cg_tensor *const
   cg_attrs attrs = {0};
   cg_attrs_set_int(&attrs, "n_out", n_out);
   cg_node node = {.def = &custom_op, .type = r->name, .n_in = n_in, .in = in, .n_out = n_out,
-                  .attrs = &attrs, .custom = r};
+                  .attrs = &attrs, .custom = r, .non_differentiable = r->ctx.non_differentiable};
   cg_tensor *out[CG_MAX_OUTPUTS];
   cg_status st = cg__graph_add_node(g, &node, meta, out);
   free(in);
@@ -258,7 +282,8 @@ static cg_status record(cg_custom_record *r, cg_tensor *const *x, cg_tensor **y)
         cg_tape_watch(s->tapes[k], r->ctx.var_values[j]);
   }
   cg_node node = {.def = &custom_op, .type = r->name, .n_in = n_in, .in = in,
-                  .n_out = r->def.n_outputs, .custom = r};
+                  .n_out = r->def.n_outputs, .custom = r,
+                  .non_differentiable = r->ctx.non_differentiable};
   for (int i = 0; i < node.n_out; i++) node.out[i] = y[i];
   cg_status st = cg__record(&node); /* each heap copy of the node retains the record */
   free(in);
@@ -298,7 +323,13 @@ cg_status cg__custom_backward(const cg_node *n, cg_tensor *const *dy, cg_tensor 
   cg_custom_record *r = n->custom;
   int n_in = r->def.n_inputs, n_vars = r->ctx.n_vars;
   for (int i = 0; i < n_in + n_vars; i++) dx[i] = NULL;
-  cg_status st = r->def.backward(&r->ctx, dy, dx, dx + n_in);
+  cg_callback_guard guard = cg__guard_begin();
+  cg_status st = r->def.backward ? r->def.backward(&r->ctx, dy, dx, dx + n_in)
+                                 : cg__custom_linear_backward(n, dy, dx); /* its jvp transposed */
+  char who[160];
+  snprintf(who, sizeof who, "%s: the custom backward", r->name);
+  if ((st = cg__guard_end(&guard, who, st)) != CG_OK) /* its outputs may be gone with a scope */
+    for (int i = 0; i < n_in + n_vars; i++) dx[i] = NULL;
   if (st != CG_OK) {
     if (cg_last_status() == CG_OK)
       cg_set_error(CG_EUSER, "%s: custom backward failed (status %s)", r->name, cg_status_name(st));

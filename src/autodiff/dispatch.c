@@ -3,6 +3,7 @@
  * the cg_node accessors that shape rules, kernels and gradients use. */
 #include "node.h"
 #include "custom.h"
+#include "tape.h"
 #include "../graph/graph.h"
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +95,11 @@ static cg_status execute(const cg_op_def *def, cg_tensor *const *in, int n_in, c
   }
   if (!(def->flags & CG_OP_NOT_DIFFERENTIABLE) && cg__any_tape_recording() &&
       (st = cg__record(&node)) != CG_OK) {
+    release_all(node.out, node.n_out);
+    return st;
+  }
+  if (cg__tls()->n_tapes > 0 && ((def->flags & CG_OP_NOT_DIFFERENTIABLE) || cg__tls()->paused) &&
+      (st = cg__record_cut(&node, cg__tls()->paused ? CG_CUT_PAUSED : CG_CUT_NOT_DIFFERENTIABLE)) != CG_OK) {
     release_all(node.out, node.n_out);
     return st;
   }

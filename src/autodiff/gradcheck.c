@@ -2,6 +2,7 @@
  * central differences, a comparison that reports the worst element in words, and a
  * second-order check through a Hessian-vector-product function. */
 #include "node.h"
+#include "guard.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,8 +29,15 @@ static cg_tensor *jacobian_matrix(const cg_tensor *y, const cg_tensor *x)
 static cg_tensor *evaluate(cg_fn fn, void *user, cg_tensor *const *x, int n)
 {
   cg_scope s = cg_scope_begin();
+  cg_callback_guard guard = cg__guard_begin();
   cg_tensor *y = fn(x, n, user);
+  if (cg__guard_end(&guard, "gradient check: the function", cg_status_of(y)) != CG_OK) y = NULL;
   if (!y && cg_last_status() == CG_OK) cg_set_error(CG_EUSER, "gradient check: the function returned NULL");
+  if (y && cg__is_symbolic(y)) {
+    cg_set_error(CG_EUSER, "gradient check: the function returned a symbolic graph tensor (it must "
+                           "compute values eagerly)");
+    y = NULL;
+  }
   cg_tensor *owned = y ? copy_owned(y) : NULL;
   cg_scope_end(s);
   return owned;
@@ -45,7 +53,9 @@ static cg_status theoretical_jacobians(cg_fn fn, void *user, cg_tensor *const *x
     return cg_last_status();
   }
   for (int i = 0; i < n; i++) cg_tape_watch(tape, x[i]);
+  cg_callback_guard guard = cg__guard_begin();
   cg_tensor *y = fn(x, n, user);
+  if (cg__guard_end(&guard, "gradient check: the function", cg_status_of(y)) != CG_OK) y = NULL;
   cg_tape_end(tape);
   if (!y) st = cg_last_status() != CG_OK ? cg_last_status()
                                          : cg_set_error(CG_EUSER, "gradient check: the function returned NULL");

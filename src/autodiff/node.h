@@ -9,6 +9,10 @@ typedef struct cg_grad_entry {
   char *name;
   cg_grad_fn fn; /* NULL until registered */
   void *user;
+  unsigned flags;          /* CG_GRADIENT_ONCE_DIFFERENTIABLE                    */
+  uint64_t calls;          /* runs for ops of its own type (rule accounting)    */
+  uint64_t override_calls; /* runs for ops of another type, through an override */
+  int checked;             /* check-on-register done                            */
 } cg_grad_entry;
 
 typedef struct cg_custom_record cg_custom_record; /* custom.c */
@@ -30,6 +34,7 @@ struct cg_node {
   cg_tensor *out[CG_MAX_OUTPUTS];    /* NULL while inferring                 */
   cg_output_meta *meta;              /* only while inferring                 */
   unsigned declared;                 /* bit i: the shape rule declared output i */
+  unsigned non_differentiable;       /* bit i: output i carries no gradient (custom ops) */
   const cg_attrs *attrs;             /* NULL if none                         */
   cg_grad_entry *grad;               /* resolved through overrides on record */
   const char *grad_name;             /* which gradient (for messages)        */
@@ -55,6 +60,10 @@ void cg__ensure_builtins(void);
 /* Registers a built-in op and (if grad) its gradient under the same name. */
 cg_status cg__register_builtin(const cg_op_def *def, cg_grad_fn grad);
 cg_grad_entry *cg__gradient_entry(const char *name); /* interned, created if missing */
+/* The entry's function and user pointer, read together (a registration may replace them). */
+void cg__gradient_snapshot(cg_grad_entry *e, cg_grad_fn *fn, void **user);
+/* Calls fn on every gradient entry (under the registry's read lock). */
+void cg__for_each_gradient(void (*fn)(cg_grad_entry *e, void *ctx), void *ctx);
 /* The gradient that applies to an op of type op_type recorded now (overrides first). */
 cg_grad_entry *cg__resolve_gradient(const char *op_type);
 
@@ -75,5 +84,8 @@ void cg__eager_position(char *buf, size_t n);
 
 /* Reduce a gradient of a broadcast shape back to like's shape by summing. */
 cg_tensor *cg__sum_to_shape(cg_tensor *g, cg_tensor *like);
+/* The op SumLike (src/ops/shape_like.c): the same reduction decided when the op runs, for
+ * graphs whose dims are unknown (-1) until then. */
+cg_tensor *cg__sum_like(cg_tensor *x, cg_tensor *like);
 
 #endif

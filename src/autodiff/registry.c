@@ -79,6 +79,28 @@ cg_status cg__register_all_builtins(void); /* src/ops/builtin.c */
 static void register_builtins(void) { cg__register_all_builtins(); }
 void cg__ensure_builtins(void) { pthread_once(&builtins_once, register_builtins); }
 
+/* Replaced definitions stay valid for whoever still holds them (another thread inside a
+ * call, a graph node): a new copy takes the old one's place in the table, never its memory.
+ * Retired copies are kept here for the life of the process, like the registry itself. */
+static cg_op_def **retired;
+static int n_retired;
+
+static cg_status op_replace_locked(int k, const cg_op_def *def)
+{
+  cg_op_def *old = ops.items[k], *copy = cg__malloc(sizeof *copy);
+  cg_op_def **grown = copy ? cg__realloc(retired, (size_t)(n_retired + 1) * sizeof *grown) : NULL;
+  if (!grown) {
+    free(copy);
+    return cg_set_error(CG_ENOMEM, "cg_register_op: out of memory");
+  }
+  retired = grown;
+  retired[n_retired++] = old;
+  *copy = *def;
+  copy->name = old->name; /* the interned name: nodes and caches point at it */
+  ops.items[k] = copy;
+  return CG_OK;
+}
+
 static cg_status op_add_locked(const cg_op_def *def, unsigned flags)
 {
   if (!def || !def->name || !def->name[0] || !def->infer || !def->run)
@@ -90,13 +112,7 @@ static cg_status op_add_locked(const cg_op_def *def, unsigned flags)
   if (k >= 0 && !(flags & CG_REGISTER_REPLACE))
     return cg_set_error(CG_EEXIST, "cg_register_op: op type '%s' is already registered "
                                    "(pass CG_REGISTER_REPLACE to replace it)", def->name);
-  if (k >= 0) { /* keep the interned name: nodes may point at it */
-    cg_op_def *old = ops.items[k];
-    const char *name = old->name;
-    *old = *def;
-    old->name = name;
-    return CG_OK;
-  }
+  if (k >= 0) return op_replace_locked(k, def);
   cg_op_def *copy = cg__malloc(sizeof *copy);
   char *name = copy ? strdup(def->name) : NULL;
   if (!name) {
@@ -141,7 +157,25 @@ static cg_status grad_add_locked(const char *name, cg_grad_fn fn, void *user, un
                                    "registered (pass CG_REGISTER_REPLACE to replace it)", name);
   e->fn = fn;
   e->user = user;
+  e->flags = flags & CG_GRADIENT_ONCE_DIFFERENTIABLE;
+  e->checked = 0;
   return CG_OK;
+}
+
+void cg__gradient_snapshot(cg_grad_entry *e, cg_grad_fn *fn, void **user)
+{
+  pthread_rwlock_rdlock(&lock);
+  *fn = e->fn;
+  *user = e->user;
+  pthread_rwlock_unlock(&lock);
+}
+
+void cg__for_each_gradient(void (*fn)(cg_grad_entry *e, void *ctx), void *ctx)
+{
+  cg__ensure_builtins();
+  pthread_rwlock_rdlock(&lock);
+  for (int i = 0; i < grads.n; i++) fn(grads.items[i], ctx);
+  pthread_rwlock_unlock(&lock);
 }
 
 cg_status cg__register_builtin(const cg_op_def *def, cg_grad_fn grad)

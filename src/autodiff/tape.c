@@ -113,6 +113,9 @@ void cg_tape_free(cg_tape *tape)
   }
   for (size_t i = 0; i < tape->n_nodes; i++) cg__node_release(tape->nodes[i]);
   free(tape->nodes);
+  free(tape->hooks.items);
+  free(tape->cuts);
+  cg__idset_free(&tape->seen);
   cg__idset_free(&tape->tracked);
   free(tape);
 }
@@ -154,9 +157,10 @@ static cg_status tape_append(cg_tape *t, cg_node *node)
     t->nodes = nodes;
     t->cap_nodes = cap;
   }
-  for (int i = 0; i < node->n_out; i++)
-    if (cg_dtype_is_float(node->out[i]->dtype) && cg__idset_add(&t->tracked, node->out[i]->id) != CG_OK)
-      return CG_ENOMEM;
+  for (int i = 0; i < node->n_out; i++) {
+    bool carries = cg_dtype_is_float(node->out[i]->dtype) && !(node->non_differentiable & (1u << i));
+    if (cg__idset_add(carries ? &t->tracked : &t->seen, node->out[i]->id) != CG_OK) return CG_ENOMEM;
+  }
   t->nodes[t->n_nodes++] = node;
   node->refcount++;
   return CG_OK;
@@ -166,9 +170,13 @@ cg_status cg__record(const cg_node *n)
 {
   cg_thread_state *s = cg__tls();
   cg_node *copy = NULL;
+  bool cut = false;
   for (int k = 0; k < s->n_tapes; k++) {
     cg_tape *t = s->tapes[k];
-    if (!tape_follows_an_input(t, n)) continue;
+    if (!tape_follows_an_input(t, n)) {
+      cut |= t->seen.n > 0; /* maybe fed by an integer result: note it for explanations */
+      continue;
+    }
     if (!copy) {
       if (!(copy = cg__node_copy(n))) return cg_last_status();
       if (!copy->custom && !copy->grad) { /* a traced function's call brings its own */
@@ -186,7 +194,7 @@ cg_status cg__record(const cg_node *n)
     }
   }
   cg__node_release(copy); /* the tapes hold their own references */
-  return CG_OK;
+  return cut ? cg__record_cut(n, CG_CUT_INTEGER) : CG_OK;
 }
 
 cg_status cg__on_var_read(cg_var *v, cg_tensor *value)

@@ -20,6 +20,10 @@ void cg_clear_error(void)
 cg_status cg_set_error(cg_status s, const char *fmt, ...)
 {
   tls_state.status = s;
+  if (!fmt) { /* a user callback's slip must not crash the host */
+    snprintf(tls_state.message, sizeof tls_state.message, "(no message)");
+    return s;
+  }
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(tls_state.message, sizeof tls_state.message, fmt, ap);

@@ -32,6 +32,7 @@ struct cg_tensor {
   struct cg_node *producer; /* borrowed from the graph; NULL for placeholders */
   int out_index;
   char *name;               /* placeholders: the name errors use             */
+  bool has_hook;            /* gradient hooks are registered for it (hooks.c) */
 };
 
 /* --- allocation ---------------------------------------------------------------------- */
@@ -67,6 +68,9 @@ char *cg__fmt_shape(int ndim, const int64_t *shape, char *buf, size_t n);
 /* The element type's C value read as double / written from double. */
 double cg__load(cg_dtype d, const void *base, int64_t i);
 void cg__store(cg_dtype d, void *base, int64_t i, double v);
+
+/* Drops the gradient hooks of a tensor that is going away (src/autodiff/hooks.c). */
+void cg__forget_hooks(uint64_t id);
 
 /* --- errors ------------------------------------------------------------------------------ */
 /* "Op: input i is NULL" unless an error is already pending (keep the first cause). */

@@ -97,6 +97,7 @@ static cg_tensor *init_header(cg_tensor *t, cg_dtype d, int ndim, const int64_t 
   t->producer = NULL;
   t->out_index = 0;
   t->name = NULL;
+  t->has_hook = false;
   return t;
 }
 
@@ -108,8 +109,9 @@ static cg_tensor *tensor_header(cg_dtype d, int ndim, const int64_t *shape, int6
 
 cg_tensor *cg__tensor_symbolic(struct cg_graph *g, cg_dtype d, int ndim, const int64_t *shape)
 {
-  int64_t size = 1;
-  for (int i = 0; i < ndim; i++) size = shape[i] < 0 || size < 0 ? -1 : size * shape[i];
+  int64_t size = 1; /* -1: unknown, or too large to say (callers check known sizes) */
+  for (int i = 0; i < ndim && size >= 0; i++)
+    if (shape[i] < 0 || __builtin_mul_overflow(size, shape[i], &size)) size = -1;
   cg_tensor *t = tensor_header(d, ndim, shape, size);
   if (t) t->graph = g;
   return t;
@@ -181,6 +183,7 @@ void cg_release(cg_tensor *t)
   if (!t || __atomic_sub_fetch(&t->refcount, 1, __ATOMIC_ACQ_REL) > 0) return;
   cg_buffer *b = t->buf;
   bool header_in_block = b && b->block == (void *)t; /* freed with the block */
+  if (t->has_hook) cg__forget_hooks(t->id);
   free(t->name);
   t->name = NULL;
   __atomic_sub_fetch(&live_tensors, 1, __ATOMIC_RELAXED);
@@ -210,20 +213,44 @@ double cg__load(cg_dtype d, const void *base, int64_t i)
   }
 }
 
+/* To an integer as Cast does it: truncated, saturated at the type's range, NaN as 0 (a
+ * plain conversion of a value out of range is undefined behaviour: cg_fill(CG_I32, 1e20)). */
+static int64_t saturate(double v, double lo, double hi_excl, int64_t lo_i, int64_t hi_i)
+{
+  if (v != v) return 0;
+  if (v >= hi_excl) return hi_i;
+  if (v < lo) return lo_i;
+  return (int64_t)v;
+}
+
 void cg__store(cg_dtype d, void *base, int64_t i, double v)
 {
   switch (d) {
   case CG_F32: ((float *)base)[i] = (float)v; break;
   case CG_F64: ((double *)base)[i] = v; break;
-  case CG_I32: ((int32_t *)base)[i] = (int32_t)v; break;
-  case CG_I64: ((int64_t *)base)[i] = (int64_t)v; break;
+  case CG_I32: ((int32_t *)base)[i] = (int32_t)saturate(v, -2147483648.0, 2147483648.0, INT32_MIN, INT32_MAX); break;
+  case CG_I64:
+    ((int64_t *)base)[i] = saturate(v, -9223372036854775808.0, 9223372036854775808.0, INT64_MIN, INT64_MAX);
+    break;
   case CG_BOOL: ((uint8_t *)base)[i] = v != 0; break;
   default: break;
   }
 }
 
+/* The dtype and shape checks of cg__tensor_new, with messages naming the public function. */
+static bool creatable(const char *fn, cg_dtype d, int ndim, const int64_t *shape)
+{
+  int64_t size;
+  if ((unsigned)d >= CG_NUM_DTYPES) {
+    cg_set_error(CG_EDTYPE, "%s: unknown dtype %d", fn, (int)d);
+    return false;
+  }
+  return cg__shape_size(fn, ndim, shape, &size) == CG_OK;
+}
+
 cg_tensor *cg_tensor_from(cg_dtype d, int ndim, const int64_t *shape, const void *data)
 {
+  if (!creatable("cg_tensor_from", d, ndim, shape)) return NULL;
   cg_tensor *t = cg__tensor_new(d, ndim, shape);
   if (!t) return NULL;
   if (!data && t->size) {
@@ -236,8 +263,9 @@ cg_tensor *cg_tensor_from(cg_dtype d, int ndim, const int64_t *shape, const void
   return t;
 }
 
-cg_tensor *cg_fill(cg_dtype d, int ndim, const int64_t *shape, double value)
+static cg_tensor *fill(const char *fn, cg_dtype d, int ndim, const int64_t *shape, double value)
 {
+  if (!creatable(fn, d, ndim, shape)) return NULL;
   cg_tensor *t = cg__tensor_new(d, ndim, shape);
   if (!t) return NULL;
   if (value == 0) memset(t->data, 0, t->buf->nbytes);
@@ -247,9 +275,13 @@ cg_tensor *cg_fill(cg_dtype d, int ndim, const int64_t *shape, double value)
   return t;
 }
 
-cg_tensor *cg_zeros(cg_dtype d, int ndim, const int64_t *shape) { return cg_fill(d, ndim, shape, 0); }
-cg_tensor *cg_ones(cg_dtype d, int ndim, const int64_t *shape) { return cg_fill(d, ndim, shape, 1); }
-cg_tensor *cg_scalar(cg_dtype d, double value) { return cg_fill(d, 0, NULL, value); }
+cg_tensor *cg_fill(cg_dtype d, int ndim, const int64_t *shape, double value)
+{
+  return fill("cg_fill", d, ndim, shape, value);
+}
+cg_tensor *cg_zeros(cg_dtype d, int ndim, const int64_t *shape) { return fill("cg_zeros", d, ndim, shape, 0); }
+cg_tensor *cg_ones(cg_dtype d, int ndim, const int64_t *shape) { return fill("cg_ones", d, ndim, shape, 1); }
+cg_tensor *cg_scalar(cg_dtype d, double value) { return fill("cg_scalar", d, 0, NULL, value); }
 
 cg_tensor *cg_scalar_like(const cg_tensor *t, double value)
 {
@@ -274,6 +306,7 @@ cg_tensor *cg_arange(cg_dtype d, double start, double stop, double step)
     return NULL;
   }
   int64_t n = (int64_t)count;
+  if (!creatable("cg_arange", d, 1, &n)) return NULL;
   cg_tensor *t = cg__tensor_new(d, 1, &n);
   if (!t) return NULL;
   for (int64_t i = 0; i < n; i++) cg__store(d, t->data, i, start + (double)i * step);
@@ -298,13 +331,17 @@ int64_t cg_tensor_dim(const cg_tensor *t, int axis)
 
 double cg_tensor_get(const cg_tensor *t, int64_t i)
 {
-  if (t && t->graph) {
+  if (!t) {
+    cg_set_error(CG_EINVAL, "cg_tensor_get: tensor is NULL");
+    return NAN;
+  }
+  if (t->graph) {
     cg_set_error(CG_ESTATE, "cg_tensor_get: a symbolic (graph) tensor has no values until cg_graph_run");
     return NAN;
   }
-  if (!t || i < 0 || i >= t->size) {
+  if (i < 0 || i >= t->size) {
     cg_set_error(CG_ERANGE, "cg_tensor_get: index %lld outside a tensor of %lld elements",
-                 (long long)i, (long long)(t ? t->size : 0));
+                 (long long)i, (long long)t->size);
     return NAN;
   }
   return cg__load(t->dtype, t->data, i);
@@ -312,7 +349,11 @@ double cg_tensor_get(const cg_tensor *t, int64_t i)
 
 double cg_item(const cg_tensor *t)
 {
-  if (t && t->size != 1) {
+  if (!t) {
+    cg_set_error(CG_EINVAL, "cg_item: tensor is NULL");
+    return NAN;
+  }
+  if (t->size != 1) {
     char buf[160];
     cg_set_error(CG_ESHAPE, "cg_item: tensor of shape %s has %lld elements, not 1",
                  cg_shape_str(t, buf, sizeof buf), (long long)t->size);
@@ -323,7 +364,7 @@ double cg_item(const cg_tensor *t)
 
 int64_t cg_tensor_to_f64(const cg_tensor *t, double *out, int64_t n)
 {
-  if (!t || !out || t->graph) return 0;
+  if (!t || !out || t->graph || n <= 0) return 0;
   int64_t m = t->size < n ? t->size : n;
   for (int64_t i = 0; i < m; i++) out[i] = cg__load(t->dtype, t->data, i);
   return m;

@@ -3,6 +3,7 @@
  * whose gradient is another trace on the same graph (the symbolic gradient, built once on
  * first use, and itself differentiable the same way). */
 #include "graph.h"
+#include "../autodiff/guard.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,17 +82,25 @@ static trace *trace_new(cg_function *f, cg_tensor *const *x)
     if (!t->in[i]) st = cg_last_status();
   }
   if (st == CG_OK) {
+    cg_callback_guard guard = cg__guard_begin();
     st = f->fn(t->in, f->nx, t->out, f->ny, f->user);
+    char who[160];
+    snprintf(who, sizeof who, "%s: the traced function", f->name);
+    st = cg__guard_end(&guard, who, st);
     if (st != CG_OK && cg_last_status() == CG_OK)
       cg_set_error(st, "%s: the traced function failed (status %s)", f->name, cg_status_name(st));
     st = st == CG_OK ? CG_OK : cg_last_status();
   }
+  int retained = 0;
   for (int i = 0; i < f->ny && st == CG_OK; i++) {
     if (!t->out[i]) st = cg_set_error(CG_EUSER, "%s: the traced function gave no output %d", f->name, i);
-    else cg_retain(t->out[i]);
+    else cg_retain(t->out[retained++]);
   }
   if (st != CG_OK)
-    for (int i = 0; i < f->ny; i++) t->out[i] = NULL; /* not retained yet */
+    for (int i = 0; i < f->ny; i++) { /* the scope holds the creation references */
+      if (i < retained) cg_release(t->out[i]);
+      t->out[i] = NULL;
+    }
   cg_graph_exit(g);
   cg_scope_end(scope);
   if (st != CG_OK) {
@@ -225,7 +234,11 @@ cg_status cg_function_call(cg_function *f, cg_tensor *const *x, cg_tensor **y)
   cg_status st = check_inputs(f, x);
   if (st != CG_OK) return st;
   if (cg__tls()->graph) { /* called while building a graph: inline the body */
+    cg_callback_guard guard = cg__guard_begin();
     st = f->fn(x, f->nx, y, f->ny, f->user);
+    char who[160];
+    snprintf(who, sizeof who, "%s: the traced function", f->name);
+    st = cg__guard_end(&guard, who, st);
     return st == CG_OK || cg_last_status() != CG_OK ? st : cg_set_error(st, "%s: failed", f->name);
   }
   for (int k = 0; k < f->n_traces; k++)

@@ -19,7 +19,10 @@ static cg_status check(cg_tensor *const *ys, int ny, cg_tensor *const *xs, int n
     g = ys[i]->graph;
     char a[160], b[160];
     const cg_tensor *seed = grad_ys ? grad_ys[i] : NULL;
-    if (seed && (seed->dtype != ys[i]->dtype || seed->ndim != ys[i]->ndim))
+    bool fits = seed && seed->dtype == ys[i]->dtype && seed->ndim == ys[i]->ndim;
+    for (int d = 0; fits && d < seed->ndim; d++) /* unknown (-1) dims are checked by the run */
+      fits = seed->shape[d] == ys[i]->shape[d] || seed->shape[d] < 0 || ys[i]->shape[d] < 0;
+    if (seed && !fits)
       return cg_set_error(CG_ESHAPE, "cg_gradients: grad_ys[%d] is %s %s but ys[%d] is %s %s", i,
                           cg_dtype_name(seed->dtype), cg_shape_str(seed, a, sizeof a), i,
                           cg_dtype_name(ys[i]->dtype), cg_shape_str(ys[i], b, sizeof b));

@@ -19,6 +19,9 @@ void cg_graph_free(cg_graph *g)
   cg_thread_state *s = cg__tls();
   if (s->graph == g) { /* freeing an entered graph leaves it first */
     s->graph = g->outer;
+  } else { /* entered beneath another graph of this thread: unlink it from that chain */
+    for (cg_graph *h = s->graph; h; h = h->outer)
+      if (h->outer == g) h->outer = g->outer;
   }
   for (cg_plan *p = g->plans, *next; p; p = next) {
     next = cg__plan_next(p);
@@ -110,12 +113,16 @@ cg_tensor *cg_placeholder(cg_dtype d, int ndim, const int64_t *shape, const char
     cg_set_error(CG_EINVAL, "cg_placeholder: bad dtype %d or rank %d", (int)d, ndim);
     return NULL;
   }
-  for (int i = 0; i < ndim; i++)
+  int64_t known[CG_MAX_DIMS], size;
+  for (int i = 0; i < ndim; i++) {
     if (shape[i] < -1) {
       cg_set_error(CG_EINVAL, "cg_placeholder: dimension %d of %s is %lld (use -1 for unknown)", i,
                    cg__fmt_shape(ndim, shape, buf, sizeof buf), (long long)shape[i]);
       return NULL;
     }
+    known[i] = shape[i] < 0 ? 1 : shape[i];
+  }
+  if (cg__shape_size("cg_placeholder", ndim, known, &size) != CG_OK) return NULL;
   cg_tensor *t = cg__tensor_symbolic(g, d, ndim, shape);
   if (!t) return NULL;
   char fallback[32];
@@ -150,19 +157,25 @@ cg_status cg__infer_symbolic(cg_node *node)
   for (int t = 0; t < 2 && st == CG_OK; t++) {
     for (int i = 0; i < node->n_in; i++) {
       trial[i] = *saved[i];
-      trial[i].size = 1;
-      for (int d = 0; d < trial[i].ndim; d++) {
+      for (int d = 0; d < trial[i].ndim; d++)
         if (trial[i].shape[d] < 0) trial[i].shape[d] = trial_dim[t];
-        trial[i].size *= trial[i].shape[d];
-      }
+      /* known dims times a trial size may overflow: such an input can never be fed */
+      if (st == CG_OK) st = cg__shape_size(node->type, trial[i].ndim, trial[i].shape, &trial[i].size);
       ptrs[i] = &trial[i];
     }
+    if (st != CG_OK) break;
     node->in = ptrs;
     if (t == 1) memcpy(first, node->meta, sizeof first);
     for (int o = 0; o < CG_MAX_OUTPUTS; o++) node->meta[o].set = false;
     node->declared = 0;
     st = node->def->infer(node);
     node->in = saved;
+    if (st != CG_OK && cg_last_status() != CG_OK) { /* the message shows trial sizes: say so */
+      char note[64];
+      snprintf(note, sizeof note, " (unknown dimensions tried as %lld)", (long long)trial_dim[t]);
+      size_t used = strlen(cg_last_error());
+      if (used + strlen(note) < sizeof cg__tls()->message) strcat(cg__tls()->message, note);
+    }
   }
   for (int o = 0; o < CG_MAX_OUTPUTS && st == CG_OK; o++) {
     cg_output_meta *m = &node->meta[o];

@@ -94,19 +94,30 @@ static cg_status read_header(gzFile gz, const char *who, const char *path, cg__i
   return CG_OK;
 }
 
-/* Exactly count * elem_size bytes must follow the header. */
+/* Exactly count * elem_size bytes must follow the header. The buffer grows as the bytes
+ * arrive (doubling from 1 MB), so a short file announcing huge dimensions is reported as
+ * truncated instead of first asking for all the memory its header claims. */
 static cg_status read_data(gzFile gz, const char *who, const char *path, cg__idx *x)
 {
-  size_t nbytes = (size_t)x->count * x->elem_size, got;
-  x->data = malloc(nbytes ? nbytes : 1);
-  if (!x->data)
-    return cg_set_error(CG_ENOMEM, "%s: '%s': out of memory for %zu bytes of data", who, path,
-                        nbytes);
-  cg_status st = read_some(gz, x->data, nbytes, &got, who, path);
+  size_t nbytes = (size_t)x->count * x->elem_size, have = 0, cap = 0, got = 0;
+  cg_status st = CG_OK;
+  do {
+    if (have == cap) {
+      size_t grown = cap ? (cap > nbytes / 2 ? nbytes : 2 * cap) : nbytes < (1u << 20) ? nbytes : (1u << 20);
+      unsigned char *p = realloc(x->data, grown ? grown : 1);
+      if (!p)
+        return cg_set_error(CG_ENOMEM, "%s: '%s': out of memory for %zu bytes of data", who, path,
+                            grown);
+      x->data = p;
+      cap = grown;
+    }
+    st = read_some(gz, x->data + have, cap - have, &got, who, path);
+    have += got;
+  } while (st == CG_OK && have == cap && have < nbytes);
   if (st != CG_OK) return st;
-  if (got < nbytes)
+  if (have < nbytes)
     return bad_idx(who, path, "the data is %zu bytes but the dimensions need %zu: the file is "
-                              "truncated", got, nbytes);
+                              "truncated", have, nbytes);
   unsigned char extra;
   st = read_some(gz, &extra, 1, &got, who, path);
   if (st == CG_OK && got)

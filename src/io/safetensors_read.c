@@ -362,9 +362,12 @@ int cg_safetensors_count(const cg_safetensors *f) { return f ? f->n : 0; }
 
 const char *cg_safetensors_name(const cg_safetensors *f, int i)
 {
-  if (!f || i < 0 || i >= f->n) {
-    cg_set_error(f ? CG_ERANGE : CG_EINVAL, "cg_safetensors_name: index %d is outside 0..%d", i,
-                 f ? f->n - 1 : -1);
+  if (!f) {
+    cg_set_error(CG_EINVAL, "cg_safetensors_name: file is NULL");
+    return NULL;
+  }
+  if (i < 0 || i >= f->n) {
+    cg_set_error(CG_ERANGE, "cg_safetensors_name: index %d is outside 0..%d", i, f->n - 1);
     return NULL;
   }
   return f->tensors[i].name;

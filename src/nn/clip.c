@@ -26,10 +26,13 @@ cg_status cg_clip_by_global_norm(cg_tensor *const *grads, int n, double clip_nor
     return cg_set_error(CG_EINVAL, "%s: %s is NULL", fn, grads ? "out" : "grads");
   if (!(clip_norm > 0) || !isfinite(clip_norm))
     return cg_set_error(CG_EINVAL, "%s: clip_norm must be > 0 and finite, got %g", fn, clip_norm);
-  for (int i = 0; i < n; i++)
+  for (int i = 0; i < n; i++) {
     if (grads[i] && !cg_dtype_is_float(grads[i]->dtype))
       return cg_set_error(CG_EDTYPE, "%s: gradient %d is %s, clipping needs f32 or f64", fn, i,
                           cg_dtype_name(grads[i]->dtype));
+    if (grads[i] && cg__is_symbolic(grads[i])) /* the norm is computed here, from values */
+      return cg_set_error(CG_EINVAL, "%s: gradient %d is a symbolic graph tensor", fn, i);
+  }
 
   double sum = 0;
   for (int i = 0; i < n; i++)

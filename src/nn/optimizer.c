@@ -248,6 +248,9 @@ static cg_status check_variable(cg_optimizer *opt, cg_tensor *const *grads, cg_v
     if (vars[j] && strcmp(cg_var_name(vars[j]), name) == 0)
       return cg_set_error(CG_EINVAL, "%s: variables %d and %d are both named '%s'", who, j, i, name);
   if (!grads[i]) return CG_OK;
+  if (cg__is_symbolic(grads[i]))
+    return cg_set_error(CG_EINVAL, "%s: gradient for '%s' is a symbolic graph tensor (run the graph "
+                                   "and apply the values)", who, name);
   const cg_tensor *value = cg_var_value(vars[i]);
   cg_status st = check_fits(who, NULL, name, grads[i], value);
   for (int k = 0; !st && k < opt->n_slot_kinds; k++) { /* restored slots must fit too */
@@ -418,6 +421,8 @@ static cg_status check_state(const cg_optimizer *opt, int64_t iterations,
     if (!cg_dtype_is_float(slots[i]->dtype))
       return cg_set_error(CG_EDTYPE, "%s: slot '%s' is %s, slots are f32 or f64", who, names[i],
                           cg_dtype_name(slots[i]->dtype));
+    if (cg__is_symbolic(slots[i]))
+      return cg_set_error(CG_EINVAL, "%s: slot '%s' is a symbolic graph tensor", who, names[i]);
     if (check_slot_name(opt, names[i])) return cg_last_status();
     for (int j = 0; j < i; j++)
       if (strcmp(names[j], names[i]) == 0)

@@ -1,9 +1,11 @@
 /* optimizer_rules.c - the update rules of torch.optim (PyTorch 1.13, single-tensor path), one
  * loop per rule and dtype over a variable's value, gradient and slots. The scalars of a step
  * are computed in double, as PyTorch does in Python, then rounded to the variable's dtype;
- * the element-wise arithmetic follows PyTorch's operation order. The optimizer object, its
- * slots and validation live in optimizer.c. */
+ * the element-wise arithmetic follows PyTorch's operation order; large variables are
+ * updated over the threads. The optimizer object, its slots and validation live in
+ * optimizer.c. */
 #include "optimizer.h"
+#include "../ops/parallel.h"
 #include <math.h>
 #include <string.h>
 
@@ -27,6 +29,7 @@ void cg__add_weight_decay(double wd, const cg__update_args *a, void *out)
  *       d = nesterov ? g + m buf : momentum ? buf : g;  p -= lr d
  * ==================================================================================== */
 
+CG_VECTOR_CLONES
 static void sgd_f32(const cg__step_params *p, const cg__update_args *a)
 {
   const float lr = (float)p->lr, m = (float)p->config->momentum;
@@ -47,6 +50,7 @@ static void sgd_f32(const cg__step_params *p, const cg__update_args *a)
   }
 }
 
+CG_VECTOR_CLONES
 static void sgd_f64(const cg__step_params *p, const cg__update_args *a)
 {
   const double lr = p->lr, m = p->config->momentum;
@@ -99,6 +103,7 @@ static adam_coefs adam_coefs_for(const cg__step_params *p, int decoupled)
   return k;
 }
 
+CG_VECTOR_CLONES
 static void adam_f32(const adam_coefs *k, const cg__update_args *a)
 {
   const float b1 = (float)k->b1, c1 = (float)k->one_minus_b1, b2 = (float)k->b2,
@@ -114,6 +119,7 @@ static void adam_f32(const adam_coefs *k, const cg__update_args *a)
   }
 }
 
+CG_VECTOR_CLONES
 static void adam_f64(const adam_coefs *k, const cg__update_args *a)
 {
   const double b1 = k->b1, c1 = k->one_minus_b1, b2 = k->b2, c2 = k->one_minus_b2,
@@ -146,6 +152,7 @@ static void adamw(const cg__step_params *p, const cg__update_args *a) { adam_wit
  *           momentum > 0: buf = m buf + g/avg, p -= lr buf;  else p -= lr g/avg
  * ==================================================================================== */
 
+CG_VECTOR_CLONES
 static void rmsprop_f32(const cg__step_params *p, const cg__update_args *a)
 {
   const cg_optimizer_config *c = p->config;
@@ -167,6 +174,7 @@ static void rmsprop_f32(const cg__step_params *p, const cg__update_args *a)
   }
 }
 
+CG_VECTOR_CLONES
 static void rmsprop_f64(const cg__step_params *p, const cg__update_args *a)
 {
   const cg_optimizer_config *c = p->config;
@@ -200,6 +208,7 @@ static void rmsprop(const cg__step_params *p, const cg__update_args *a)
  * Adagrad (lr_decay 0):  sum += g^2;  p -= lr g / (sqrt(sum) + eps)
  * ==================================================================================== */
 
+CG_VECTOR_CLONES
 static void adagrad_f32(const cg__step_params *p, const cg__update_args *a)
 {
   const float neg_lr = (float)-p->lr, eps = (float)p->config->eps;
@@ -211,6 +220,7 @@ static void adagrad_f32(const cg__step_params *p, const cg__update_args *a)
   }
 }
 
+CG_VECTOR_CLONES
 static void adagrad_f64(const cg__step_params *p, const cg__update_args *a)
 {
   const double neg_lr = -p->lr, eps = p->config->eps;
@@ -231,15 +241,48 @@ static void adagrad(const cg__step_params *p, const cg__update_args *a)
 }
 
 /* ======================================================================================
- * The table, and the slots each rule keeps
+ * The table, and the slots each rule keeps. Every rule is element-wise, so a large
+ * variable is updated in ranges spread over the threads, with the same result.
  * ==================================================================================== */
 
+typedef struct {
+  cg__update_fn rule;
+  const cg__step_params *p;
+  const cg__update_args *a;
+} update_job;
+
+static void update_range(void *ctx, int64_t begin, int64_t end)
+{
+  const update_job *j = ctx;
+  cg__update_args r = *j->a;
+  size_t e = cg_dtype_size(r.dtype), at = (size_t)begin * e;
+  r.n = end - begin;
+  r.grad = (const char *)r.grad + at;
+  r.param = (const char *)r.param + at;
+  r.out = (char *)r.out + at;
+  for (int i = 0; i < CG_OPT_MAX_SLOTS; i++)
+    if (r.slot[i]) r.slot[i] = (char *)r.slot[i] + at;
+  j->rule(j->p, &r);
+}
+
+static void in_parallel(cg__update_fn rule, const cg__step_params *p, const cg__update_args *a)
+{
+  update_job j = {rule, p, a};
+  cg__parallel_for(a->n, CG_PARALLEL_MIN_ELEMENTS, update_range, &j);
+}
+
+static void sgd_parallel(const cg__step_params *p, const cg__update_args *a) { in_parallel(sgd, p, a); }
+static void adam_parallel(const cg__step_params *p, const cg__update_args *a) { in_parallel(adam, p, a); }
+static void adamw_parallel(const cg__step_params *p, const cg__update_args *a) { in_parallel(adamw, p, a); }
+static void rmsprop_parallel(const cg__step_params *p, const cg__update_args *a) { in_parallel(rmsprop, p, a); }
+static void adagrad_parallel(const cg__step_params *p, const cg__update_args *a) { in_parallel(adagrad, p, a); }
+
 static const cg__rule rules[] = {
-    [CG_OPT_SGD] = {"SGD", 1e-2, 0, sgd},
-    [CG_OPT_ADAM] = {"Adam", 1e-3, 1e-8, adam},
-    [CG_OPT_ADAMW] = {"AdamW", 1e-3, 1e-8, adamw},
-    [CG_OPT_RMSPROP] = {"RMSprop", 1e-2, 1e-8, rmsprop},
-    [CG_OPT_ADAGRAD] = {"Adagrad", 1e-2, 1e-10, adagrad},
+    [CG_OPT_SGD] = {"SGD", 1e-2, 0, sgd_parallel},
+    [CG_OPT_ADAM] = {"Adam", 1e-3, 1e-8, adam_parallel},
+    [CG_OPT_ADAMW] = {"AdamW", 1e-3, 1e-8, adamw_parallel},
+    [CG_OPT_RMSPROP] = {"RMSprop", 1e-2, 1e-8, rmsprop_parallel},
+    [CG_OPT_ADAGRAD] = {"Adagrad", 1e-2, 1e-10, adagrad_parallel},
 };
 
 const cg__rule *cg__rule_for(cg_optimizer_kind kind)

@@ -25,6 +25,11 @@ cg_var *cg_var_new(const char *name, cg_tensor *initial, int trainable)
     cg__null_input("cg_var_new", 0);
     return NULL;
   }
+  if (cg__is_symbolic(initial)) {
+    cg_set_error(CG_EINVAL, "cg_var_new: the initial value is a symbolic graph tensor (of variable "
+                 "'%s'): give a concrete tensor", name ? name : "");
+    return NULL;
+  }
   if (trainable && !cg_dtype_is_float(initial->dtype)) {
     cg_set_error(CG_EDTYPE, "cg_var_new: variable '%s' is trainable but its value is %s",
                  name ? name : "", cg_dtype_name(initial->dtype));
@@ -99,10 +104,14 @@ cg_status cg_var_assign(cg_var *v, cg_tensor *value)
 {
   if (!v) return cg_set_error(CG_EINVAL, "cg_var_assign: variable is NULL");
   if (!value) return cg__null_input("cg_var_assign", 0);
+  if (cg__is_symbolic(value))
+    return cg_set_error(CG_EINVAL, "cg_var_assign: the value is a symbolic graph tensor (variable '%s' "
+                                   "holds values: run the graph first)", v->name);
   char a[160], b[160];
   if (value->dtype != v->value->dtype ||
       !cg__shape_equal(value->ndim, value->shape, v->value->ndim, v->value->shape))
-    return cg_set_error(CG_ESHAPE, "cg_var_assign: variable '%s' is %s %s, the value is %s %s", v->name,
+    return cg_set_error(value->dtype != v->value->dtype ? CG_EDTYPE : CG_ESHAPE,
+                        "cg_var_assign: variable '%s' is %s %s, the value is %s %s", v->name,
                         cg_dtype_name(v->value->dtype), cg_shape_str(v->value, a, sizeof a),
                         cg_dtype_name(value->dtype), cg_shape_str(value, b, sizeof b));
   cg_tensor *c = copy_tensor(value);

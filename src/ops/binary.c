@@ -3,6 +3,7 @@
  * One shape rule and one broadcasting kernel skeleton serve every two-input op; each op
  * brings only its per-dtype element loops, its gradient and its wrapper. */
 #include "kernel.h"
+#include "parallel.h"
 
 /* ======================================================================================
  * The shared skeleton: element spans, the broadcast walk, the shape rule
@@ -119,9 +120,49 @@ static cg_status binary_infer(cg_node *n)
   return cg_node_set_output(n, 0, kind->bool_output ? CG_BOOL : a->dtype, ndim, shape);
 }
 
-/* Kernel of every two-input op. Same shapes and a one-element side are single spans; any
- * other broadcast walks the output row by row (a row is its last axis), each operand
- * either moving along the row or repeating one element of it. */
+/* What one part of a two-input kernel needs: same shapes and a one-element side are one
+ * span cut into ranges; any other broadcast walks the output row by row (a row is its last
+ * axis), each operand either moving along the row or repeating one element of it. */
+typedef struct {
+  span_fn span;
+  const cg_tensor *a, *b;
+  cg_tensor *y;
+  int64_t a_step, b_step; /* whole-span steps: 1, or 0 for a one-element side       */
+} binary_job;
+
+static void binary_span_range(void *ctx, int64_t begin, int64_t end)
+{
+  const binary_job *j = ctx;
+  size_t in_width = cg_dtype_size(j->a->dtype), out_width = cg_dtype_size(j->y->dtype);
+  j->span((const char *)j->a->data + (size_t)(begin * j->a_step) * in_width, j->a_step,
+          (const char *)j->b->data + (size_t)(begin * j->b_step) * in_width, j->b_step,
+          (char *)j->y->data + (size_t)begin * out_width, end - begin);
+}
+
+/* Rows [begin, end) of the broadcast walk. */
+static void binary_rows_range(void *ctx, int64_t begin, int64_t end)
+{
+  const binary_job *j = ctx;
+  const cg_tensor *a = j->a, *b = j->b;
+  cg_tensor *y = j->y;
+  size_t in_width = cg_dtype_size(a->dtype), out_width = cg_dtype_size(y->dtype);
+  int last = y->ndim - 1;
+  int64_t row_len = y->shape[last];
+  cg_bcast_iter it;
+  cg__bcast_iter_init(&it, y->ndim, y->shape, 2, (cg_tensor *const[]){(cg_tensor *)a, (cg_tensor *)b});
+  int64_t a_step = it.strides[0][last], b_step = it.strides[1][last];
+  it.ndim = last; /* the iterator steps over rows; the span covers the last axis */
+  for (int64_t row = 0; row < begin; row++) cg__bcast_iter_next(&it); /* O(rows) once per part */
+  const char *as = a->data, *bs = b->data;
+  char *ys = y->data;
+  for (int64_t row = begin; row < end; row++) {
+    j->span(as + it.off[0] * in_width, a_step, bs + it.off[1] * in_width, b_step,
+            ys + row * row_len * out_width, row_len);
+    cg__bcast_iter_next(&it);
+  }
+}
+
+/* Kernel of every two-input op; large outputs are split over the threads. */
 static cg_status binary_run(cg_node *n)
 {
   const binary_kind *kind = cg_node_op_user(n);
@@ -131,28 +172,14 @@ static cg_status binary_run(cg_node *n)
     cg_status st = kind->check_values(n);
     if (st != CG_OK) return st;
   }
-  span_fn span = kind->span[a->dtype];
-  if (cg__shape_equal(a->ndim, a->shape, b->ndim, b->shape)) {
-    span(a->data, 1, b->data, 1, y->data, y->size);
-  } else if (a->size == 1) {
-    span(a->data, 0, b->data, 1, y->data, y->size);
-  } else if (b->size == 1) {
-    span(a->data, 1, b->data, 0, y->data, y->size);
+  binary_job j = {kind->span[a->dtype], a, b, y, 1, 1};
+  if (cg__shape_equal(a->ndim, a->shape, b->ndim, b->shape) || a->size == 1 || b->size == 1) {
+    j.a_step = a->size == 1 && y->size > 1 ? 0 : 1;
+    j.b_step = b->size == 1 && y->size > 1 ? 0 : 1;
+    cg__parallel_for(y->size, CG_PARALLEL_MIN_ELEMENTS, binary_span_range, &j);
   } else {
-    size_t in_width = cg_dtype_size(a->dtype), out_width = cg_dtype_size(y->dtype);
-    int last = y->ndim - 1;
-    int64_t row_len = y->shape[last];
-    cg_bcast_iter it;
-    cg__bcast_iter_init(&it, y->ndim, y->shape, 2, (cg_tensor *const[]){a, b});
-    int64_t a_step = it.strides[0][last], b_step = it.strides[1][last];
-    it.ndim = last; /* the iterator steps over rows; the span covers the last axis */
-    const char *as = a->data, *bs = b->data;
-    char *ys = y->data;
-    for (int64_t row = 0; row < y->size / row_len; row++) {
-      span(as + it.off[0] * in_width, a_step, bs + it.off[1] * in_width, b_step,
-           ys + row * row_len * out_width, row_len);
-      cg__bcast_iter_next(&it);
-    }
+    int64_t row_len = y->shape[y->ndim - 1], rows = y->size / row_len;
+    cg__parallel_for(rows, CG_PARALLEL_MIN_ELEMENTS / row_len + 1, binary_rows_range, &j);
   }
   return CG_OK;
 }

@@ -1,9 +1,10 @@
 /* conv.c - 2-D convolution over NHWC input with an HWIO filter: Conv2D and its two
  * gradients Conv2DBackpropInput and Conv2DBackpropFilter, each differentiable in turn. The
- * kernels are im2col + BLAS GEMM; the direct loops of the reference section are what they are
- * tested against. Window geometry lives in conv_geometry.c, pooling in pool.c. */
-#include "conv_geometry.h"
-#include <cblas.h>
+ * kernels are im2col + BLAS GEMM, or direct loops for filters of few taps (conv_direct.c);
+ * the plain loops of the reference section are what they are tested against. Window
+ * geometry lives in conv_geometry.c, pooling in pool.c. */
+#include "conv_direct.h"
+#include "parallel.h"
 #include <limits.h>
 #include <stdio.h>
 
@@ -83,7 +84,9 @@ static inline int64_t tap_at(int64_t o, int64_t k, int64_t stride, int64_t dilat
   return i >= 0 && i < in ? i : -1;
 }
 
-/* positions = size of the conv output / out_c; the caller's tensors bound every product. */
+/* positions = size of the conv output / out_c; the caller's tensors bound every product.
+ * When a chunk holds at least one image it holds whole images, so that col2im can give
+ * each thread images of its own. */
 static cg_status plan_begin(im2col_plan *p, const cg_node *n, const cg_window *w, cg_dtype d,
                             int64_t output_size)
 {
@@ -93,7 +96,9 @@ static cg_status plan_begin(im2col_plan *p, const cg_node *n, const cg_window *w
     return cg_set_error(CG_EINVAL,
                         "%s: a filter with %lld taps and %lld outputs is too large for BLAS",
                         cg_node_op_type(n), (long long)p->taps, (long long)w->out_c);
+  int64_t image = w->out_h * w->out_w;
   p->rows = CHUNK_ELEMENTS / p->taps;
+  if (image > 0 && p->rows >= image) p->rows = p->rows / image * image;
   if (p->rows < 1) p->rows = 1;
   if (p->rows > p->positions) p->rows = p->positions;
   if (p->positions == 0) return CG_OK;
@@ -106,56 +111,107 @@ static void plan_end(im2col_plan *p)
   if (p->cols) cg__free(p->cols, (size_t)(p->rows * p->taps) * p->esize);
 }
 
-/* Fills the chunk with rows [p0, p0+m) of the im2col matrix of x. */
-static void im2col_rows(const im2col_plan *p, const char *x, int64_t p0, int64_t m)
+/* One chunk's work for the threads: rows [p0, p0 + m) of the im2col matrix, read from x
+ * (im2col) or added into dx (col2im). */
+typedef struct {
+  const im2col_plan *p;
+  const char *x;
+  char *dx;
+  int64_t p0, m;
+} chunk_job;
+
+/* n elements of the plan's dtype; a loop rather than memcpy, whose call would cost more
+ * than the copy for the few channels of a first layer. */
+static inline void copy_pixel(cg_dtype d, void *restrict dst, const void *restrict src, int64_t n)
 {
+  if (d == CG_F32)
+    for (int64_t i = 0; i < n; i++) ((float *)dst)[i] = ((const float *)src)[i];
+  else
+    for (int64_t i = 0; i < n; i++) ((double *)dst)[i] = ((const double *)src)[i];
+}
+
+/* Chunk rows [begin, end) (relative to p0) of the im2col matrix of x. */
+static void im2col_range(void *ctx, int64_t begin, int64_t end)
+{
+  const chunk_job *j = ctx;
+  const im2col_plan *p = j->p;
   const cg_window *w = p->w;
   size_t pixel = (size_t)w->in_c * p->esize;
-  char *dst = p->cols;
-  for (int64_t r = p0; r < p0 + m; r++) {
+  char *dst = (char *)p->cols + (size_t)(begin * p->taps) * p->esize;
+  for (int64_t r = j->p0 + begin; r < j->p0 + end; r++) {
     int64_t ow = r % w->out_w, oh = r / w->out_w % w->out_h, b = r / w->out_w / w->out_h;
     for (int64_t kh = 0; kh < w->k_h; kh++) {
       int64_t h = tap_at(oh, kh, w->stride_h, w->dil_h, w->pad_top, w->in_h);
       for (int64_t kw = 0; kw < w->k_w; kw++, dst += pixel) {
         int64_t c = tap_at(ow, kw, w->stride_w, w->dil_w, w->pad_left, w->in_w);
         if (h < 0 || c < 0) memset(dst, 0, pixel);
-        else memcpy(dst, x + (size_t)((b * w->in_h + h) * w->in_w + c) * pixel, pixel);
+        else copy_pixel(p->dtype, dst, j->x + (size_t)((b * w->in_h + h) * w->in_w + c) * pixel, w->in_c);
       }
     }
   }
 }
 
-static void add_into(cg_dtype d, void *dst, const void *src, int64_t n)
+/* Fills the chunk with rows [p0, p0+m) of the im2col matrix of x, split over the threads. */
+static void im2col_rows(const im2col_plan *p, const char *x, int64_t p0, int64_t m)
+{
+  chunk_job j = {p, x, NULL, p0, m};
+  cg__parallel_for(m, CG_PARALLEL_MIN_ELEMENTS / p->taps + 1, im2col_range, &j);
+}
+
+static void add_into(cg_dtype d, void *restrict dst, const void *restrict src, int64_t n)
 {
   if (d == CG_F32) {
-    float *o = dst;
-    const float *s = src;
+    float *restrict o = dst;
+    const float *restrict s = src;
     for (int64_t i = 0; i < n; i++) o[i] += s[i];
   } else {
-    double *o = dst;
-    const double *s = src;
+    double *restrict o = dst;
+    const double *restrict s = src;
     for (int64_t i = 0; i < n; i++) o[i] += s[i];
   }
 }
 
-/* The reverse of im2col_rows: adds each tap's value of the chunk into the input cell it
- * came from (dx must start zeroed). */
-static void col2im_add_rows(const im2col_plan *p, char *dx, int64_t p0, int64_t m)
+/* The reverse of im2col for chunk rows [begin, end): adds each tap's value into the input
+ * cell it came from (dx must start zeroed), row after row. */
+static void col2im_range(void *ctx, int64_t begin, int64_t end)
 {
+  const chunk_job *j = ctx;
+  const im2col_plan *p = j->p;
   const cg_window *w = p->w;
   size_t pixel = (size_t)w->in_c * p->esize;
-  const char *src = p->cols;
-  for (int64_t r = p0; r < p0 + m; r++) {
+  const char *src = (const char *)p->cols + (size_t)(begin * p->taps) * p->esize;
+  for (int64_t r = j->p0 + begin; r < j->p0 + end; r++) {
     int64_t ow = r % w->out_w, oh = r / w->out_w % w->out_h, b = r / w->out_w / w->out_h;
     for (int64_t kh = 0; kh < w->k_h; kh++) {
       int64_t h = tap_at(oh, kh, w->stride_h, w->dil_h, w->pad_top, w->in_h);
       for (int64_t kw = 0; kw < w->k_w; kw++, src += pixel) {
         int64_t c = tap_at(ow, kw, w->stride_w, w->dil_w, w->pad_left, w->in_w);
         if (h >= 0 && c >= 0)
-          add_into(p->dtype, dx + (size_t)((b * w->in_h + h) * w->in_w + c) * pixel, src, w->in_c);
+          add_into(p->dtype, j->dx + (size_t)((b * w->in_h + h) * w->in_w + c) * pixel, src, w->in_c);
       }
     }
   }
+}
+
+/* Images [begin, end) of the chunk: rows of different images never add into one cell. */
+static void col2im_images(void *ctx, int64_t begin, int64_t end)
+{
+  const chunk_job *j = ctx;
+  int64_t image = j->p->w->out_h * j->p->w->out_w;
+  col2im_range(ctx, begin * image, end * image < j->m ? end * image : j->m);
+}
+
+/* col2im of chunk rows [p0, p0+m): image by image over the threads when the chunk holds
+ * whole images (plan_begin), else on this thread. Each cell gets its additions in row
+ * order either way. */
+static void col2im_add_rows(const im2col_plan *p, char *dx, int64_t p0, int64_t m)
+{
+  chunk_job j = {p, NULL, dx, p0, m};
+  int64_t image = p->w->out_h * p->w->out_w;
+  if (image > 0 && p0 % image == 0 && m % image == 0)
+    cg__parallel_for(m / image, CG_PARALLEL_MIN_ELEMENTS / (image * p->taps) + 1, col2im_images, &j);
+  else
+    col2im_range(&j, 0, m);
 }
 
 /* c = op(a) op(b) + beta c, row-major, in the plan's precision. Sizes fit int (plan_begin). */
@@ -163,20 +219,17 @@ static void gemm(cg_dtype d, bool trans_a, bool trans_b, int64_t m, int64_t n, i
                  const void *a, int64_t lda, const void *b, int64_t ldb, double beta, void *c,
                  int64_t ldc)
 {
-  enum CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
-  enum CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
-  if (d == CG_F32)
-    cblas_sgemm(CblasRowMajor, ta, tb, (int)m, (int)n, (int)k, 1.0f, a, (int)lda, b, (int)ldb,
-                (float)beta, c, (int)ldc);
-  else
-    cblas_dgemm(CblasRowMajor, ta, tb, (int)m, (int)n, (int)k, 1.0, a, (int)lda, b, (int)ldb, beta,
-                c, (int)ldc);
+  cg__gemm(d, trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc);
 }
 
 /* y[positions, out_c] = cols[positions, taps] x f[taps, out_c] */
 static cg_status conv2d_gemm(const cg_node *n, const cg_window *w, const cg_tensor *x,
                              const cg_tensor *f, cg_tensor *y)
 {
+  if (x->dtype == CG_F32 && w->k_h * w->k_w * w->in_c <= CG_DIRECT_CONV_MAX_TAPS) {
+    cg__conv2d_direct_f32(w, CG_F32P(x), CG_F32P(f), CG_F32P(y));
+    return CG_OK;
+  }
   im2col_plan p;
   cg_status st = plan_begin(&p, n, w, x->dtype, y->size);
   if (st != CG_OK) return st;
@@ -213,6 +266,8 @@ static cg_status backprop_input_gemm(const cg_node *n, const cg_window *w, const
 static cg_status backprop_filter_gemm(const cg_node *n, const cg_window *w, const cg_tensor *x,
                                       const cg_tensor *dy, cg_tensor *df)
 {
+  if (x->dtype == CG_F32 && w->k_h * w->k_w * w->in_c <= CG_DIRECT_CONV_MAX_TAPS)
+    return cg__conv2d_backprop_filter_direct_f32(w, CG_F32P(x), CG_F32P(dy), CG_F32P(df));
   im2col_plan p;
   cg_status st = plan_begin(&p, n, w, x->dtype, dy->size);
   if (st != CG_OK) return st;
@@ -324,9 +379,13 @@ static cg_tensor *apply_with_window_of(const cg_node *op, const cg_op_def *def,
   return cg_apply2(def, a, b, &attrs);
 }
 
-static cg_status both_or_error(cg_tensor **dx)
+/* The gradients op needs (cg_node_needs_input_grad): an input nobody differentiates
+ * against, such as a batch of images, costs no convolution. */
+static cg_status both_or_error(const cg_node *op, cg_tensor **dx)
 {
-  return dx[0] && dx[1] ? CG_OK : cg_status_of(NULL);
+  for (int i = 0; i < 2; i++)
+    if (cg_node_needs_input_grad(op, i) && !dx[i]) return cg_status_of(NULL);
+  return CG_OK;
 }
 
 /* ======================================================================================
@@ -364,9 +423,11 @@ static cg_status conv2d_run(cg_node *n)
 static cg_status conv2d_grad(const cg_node *op, cg_tensor *const *dy, cg_tensor **dx, void *user)
 {
   cg_tensor *x = cg_node_input(op, 0), *f = cg_node_input(op, 1);
-  dx[0] = apply_with_window_of(op, &backprop_input_def, "input_shape", x->shape, f, dy[0]);
-  dx[1] = apply_with_window_of(op, &backprop_filter_def, "filter_shape", f->shape, x, dy[0]);
-  return both_or_error(dx);
+  if (cg_node_needs_input_grad(op, 0))
+    dx[0] = apply_with_window_of(op, &backprop_input_def, "input_shape", x->shape, f, dy[0]);
+  if (cg_node_needs_input_grad(op, 1))
+    dx[1] = apply_with_window_of(op, &backprop_filter_def, "filter_shape", f->shape, x, dy[0]);
+  return both_or_error(op, dx);
 }
 
 static const cg_op_def conv2d_def = {"Conv2D", 2, conv2d_infer, conv2d_run, 0, NULL};
@@ -409,9 +470,11 @@ static cg_status backprop_input_grad(const cg_node *op, cg_tensor *const *dy, cg
                                      void *user)
 {
   cg_tensor *f = cg_node_input(op, 0), *g = cg_node_input(op, 1);
-  dx[0] = apply_with_window_of(op, &backprop_filter_def, "filter_shape", f->shape, dy[0], g);
-  dx[1] = apply_with_window_of(op, &conv2d_def, NULL, NULL, dy[0], f);
-  return both_or_error(dx);
+  if (cg_node_needs_input_grad(op, 0))
+    dx[0] = apply_with_window_of(op, &backprop_filter_def, "filter_shape", f->shape, dy[0], g);
+  if (cg_node_needs_input_grad(op, 1))
+    dx[1] = apply_with_window_of(op, &conv2d_def, NULL, NULL, dy[0], f);
+  return both_or_error(op, dx);
 }
 
 static const cg_op_def backprop_input_def = {"Conv2DBackpropInput", 2, backprop_input_infer,
@@ -455,9 +518,11 @@ static cg_status backprop_filter_grad(const cg_node *op, cg_tensor *const *dy, c
                                       void *user)
 {
   cg_tensor *x = cg_node_input(op, 0), *g = cg_node_input(op, 1);
-  dx[0] = apply_with_window_of(op, &backprop_input_def, "input_shape", x->shape, dy[0], g);
-  dx[1] = apply_with_window_of(op, &conv2d_def, NULL, NULL, x, dy[0]);
-  return both_or_error(dx);
+  if (cg_node_needs_input_grad(op, 0))
+    dx[0] = apply_with_window_of(op, &backprop_input_def, "input_shape", x->shape, dy[0], g);
+  if (cg_node_needs_input_grad(op, 1))
+    dx[1] = apply_with_window_of(op, &conv2d_def, NULL, NULL, x, dy[0]);
+  return both_or_error(op, dx);
 }
 
 static const cg_op_def backprop_filter_def = {"Conv2DBackpropFilter", 2, backprop_filter_infer,

@@ -62,5 +62,14 @@ cg_status cg__register_shape_like_ops(void);
 cg_status cg__register_index_ops(void);
 cg_status cg__register_nn_ops(void);
 cg_status cg__register_conv_ops(void);
+/* ... and their JVP rules (forward mode), one file per family (jvp_<family>.c). */
+cg_status cg__register_unary_jvps(void);
+cg_status cg__register_binary_jvps(void);
+cg_status cg__register_reduce_jvps(void);
+cg_status cg__register_matmul_jvps(void);
+cg_status cg__register_shape_jvps(void);
+cg_status cg__register_index_jvps(void);
+cg_status cg__register_nn_jvps(void);
+cg_status cg__register_conv_jvps(void);
 
 #endif

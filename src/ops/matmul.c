@@ -1,10 +1,11 @@
 /* matmul.c - MatMul: [..., m, k] x [..., k, n] -> [..., m, n] with broadcast batch dims and
  * optional transposes of either operand's last two dims. f32/f64 run through OpenBLAS
- * (one GEMM per output matrix, or one for the whole batch when B is shared); i32/i64 and
+ * (cg__gemm: one GEMM per output matrix, or one for the whole batch when B is shared, split
+ * over the threads when large); i32/i64 and
  * the tests use the plain reference kernel, cg__matmul_reference. */
 #include "kernel.h"
 #include "matmul.h"
-#include <cblas.h>
+#include "parallel.h"
 #include <limits.h>
 
 /* ======================================================================================
@@ -199,51 +200,25 @@ static bool batch_folds(const matmul_geom *g, const cg_tensor *a, const cg_tenso
          b->size == g->k * g->n;
 }
 
-typedef struct {
-  CBLAS_TRANSPOSE ta, tb;
-  blasint lda, ldb;
-} gemm_layout;
-
-static gemm_layout layout_of(const matmul_geom *g)
+/* One product of the batch (or the folded batch): through cg__gemm, which splits large
+ * ones over the threads. */
+static void gemm_matrices(const matmul_geom *g, bool fold, const cg_tensor *a,
+                          const cg_tensor *b, cg_tensor *out)
 {
-  gemm_layout l = {g->transpose_a ? CblasTrans : CblasNoTrans,
-                   g->transpose_b ? CblasTrans : CblasNoTrans,
-                   (blasint)(g->transpose_a ? g->m : g->k),
-                   (blasint)(g->transpose_b ? g->k : g->n)};
-  return l;
-}
-
-static void gemm_f32(const matmul_geom *g, bool fold, const float *a, const float *b, float *c)
-{
-  gemm_layout l = layout_of(g);
+  int64_t lda = g->transpose_a ? g->m : g->k, ldb = g->transpose_b ? g->k : g->n;
+  size_t e = cg_dtype_size(out->dtype);
   int64_t batch = batch_count(g);
   if (fold) {
-    cblas_sgemm(CblasRowMajor, l.ta, l.tb, (blasint)(batch * g->m), (blasint)g->n,
-                (blasint)g->k, 1.0f, a, l.lda, b, l.ldb, 0.0f, c, (blasint)g->n);
+    cg__gemm(out->dtype, g->transpose_a, g->transpose_b, batch * g->m, g->n, g->k, a->data, lda,
+             b->data, ldb, 0.0, out->data, g->n);
     return;
   }
   for (int64_t bi = 0; bi < batch; bi++) {
     int64_t ao, bo;
     batch_offsets(g, bi, &ao, &bo);
-    cblas_sgemm(CblasRowMajor, l.ta, l.tb, (blasint)g->m, (blasint)g->n, (blasint)g->k, 1.0f,
-                a + ao, l.lda, b + bo, l.ldb, 0.0f, c + bi * g->m * g->n, (blasint)g->n);
-  }
-}
-
-static void gemm_f64(const matmul_geom *g, bool fold, const double *a, const double *b, double *c)
-{
-  gemm_layout l = layout_of(g);
-  int64_t batch = batch_count(g);
-  if (fold) {
-    cblas_dgemm(CblasRowMajor, l.ta, l.tb, (blasint)(batch * g->m), (blasint)g->n,
-                (blasint)g->k, 1.0, a, l.lda, b, l.ldb, 0.0, c, (blasint)g->n);
-    return;
-  }
-  for (int64_t bi = 0; bi < batch; bi++) {
-    int64_t ao, bo;
-    batch_offsets(g, bi, &ao, &bo);
-    cblas_dgemm(CblasRowMajor, l.ta, l.tb, (blasint)g->m, (blasint)g->n, (blasint)g->k, 1.0,
-                a + ao, l.lda, b + bo, l.ldb, 0.0, c + bi * g->m * g->n, (blasint)g->n);
+    cg__gemm(out->dtype, g->transpose_a, g->transpose_b, g->m, g->n, g->k,
+             (const char *)a->data + (size_t)ao * e, lda, (const char *)b->data + (size_t)bo * e,
+             ldb, 0.0, (char *)out->data + (size_t)(bi * g->m * g->n) * e, g->n);
   }
 }
 
@@ -258,9 +233,7 @@ static cg_status matmul_blas(const cg_tensor *a, const cg_tensor *b, bool ta, bo
     return CG_OK;
   }
   batch_strides(a, b, &g);
-  bool fold = batch_folds(&g, a, b);
-  if (out->dtype == CG_F32) gemm_f32(&g, fold, CG_F32P(a), CG_F32P(b), CG_F32P(out));
-  else gemm_f64(&g, fold, CG_F64P(a), CG_F64P(b), CG_F64P(out));
+  gemm_matrices(&g, batch_folds(&g, a, b), a, b, out);
   return CG_OK;
 }
 
@@ -314,21 +287,23 @@ static cg_status matmul_grad(const cg_node *op, cg_tensor *const *dy, cg_tensor 
 {
   cg_tensor *a = cg_node_input(op, 0), *b = cg_node_input(op, 1), *g = dy[0];
   bool ta = attr_transpose(op, "transpose_a"), tb = attr_transpose(op, "transpose_b");
+  /* an input nobody differentiates against (a batch of data) costs no product */
+  bool need_a = cg_node_needs_input_grad(op, 0), need_b = cg_node_needs_input_grad(op, 1);
   if (!ta && !tb) {
-    dx[0] = cg_matmul_t(g, b, 0, 1);
-    dx[1] = cg_matmul_t(a, g, 1, 0);
+    if (need_a) dx[0] = cg_matmul_t(g, b, 0, 1);
+    if (need_b) dx[1] = cg_matmul_t(a, g, 1, 0);
   } else if (!ta && tb) {
-    dx[0] = cg_matmul_t(g, b, 0, 0);
-    dx[1] = cg_matmul_t(g, a, 1, 0);
+    if (need_a) dx[0] = cg_matmul_t(g, b, 0, 0);
+    if (need_b) dx[1] = cg_matmul_t(g, a, 1, 0);
   } else if (ta && !tb) {
-    dx[0] = cg_matmul_t(b, g, 0, 1);
-    dx[1] = cg_matmul_t(a, g, 0, 0);
+    if (need_a) dx[0] = cg_matmul_t(b, g, 0, 1);
+    if (need_b) dx[1] = cg_matmul_t(a, g, 0, 0);
   } else {
-    dx[0] = cg_matmul_t(b, g, 1, 1);
-    dx[1] = cg_matmul_t(g, a, 1, 1);
+    if (need_a) dx[0] = cg_matmul_t(b, g, 1, 1);
+    if (need_b) dx[1] = cg_matmul_t(g, a, 1, 1);
   }
-  cg_status st = cg_status_of(dx[0]);
-  return st != CG_OK ? st : cg_status_of(dx[1]);
+  if (need_a && !dx[0]) return cg_status_of(NULL);
+  return need_b && !dx[1] ? cg_status_of(NULL) : CG_OK;
 }
 
 static const cg_op_def matmul_def = {.name = "MatMul", .n_inputs = 2, .infer = matmul_infer,

@@ -3,6 +3,7 @@
  * Kernels shift each row by its maximum, so logits of +-1000 give finite, exact results.
  * Gradients are written with public ops, so they are differentiable again. */
 #include "kernel.h"
+#include "parallel.h"
 #include <stdlib.h>
 
 /* ======================================================================================
@@ -386,18 +387,32 @@ static cg_status bias_add_infer(cg_node *n)
   return cg_infer_same_as_input(n, 0);
 }
 
-static cg_status bias_add_run(cg_node *n)
+/* Rows [begin, end) of y = x + bias (ctx: the node). */
+static void bias_add_rows(void *ctx, int64_t begin, int64_t end)
 {
+  const cg_node *n = ctx;
   const cg_tensor *x = cg_node_input(n, 0), *b = cg_node_input(n, 1);
   cg_tensor *y = cg_node_output(n, 0);
-  int64_t c = class_count(x), rows = row_count(x);
-  for (int64_t r = 0; r < rows; r++) {
+  int64_t c = class_count(x);
+  for (int64_t r = begin; r < end; r++) {
     int64_t o = r * c;
-    if (x->dtype == CG_F64)
-      for (int64_t j = 0; j < c; j++) CG_F64P(y)[o + j] = CG_F64P(x)[o + j] + CG_F64P(b)[j];
-    else
-      for (int64_t j = 0; j < c; j++) CG_F32P(y)[o + j] = CG_F32P(x)[o + j] + CG_F32P(b)[j];
+    if (x->dtype == CG_F64) {
+      const double *restrict xs = CG_F64P(x) + o, *restrict bs = CG_F64P(b);
+      double *restrict ys = CG_F64P(y) + o;
+      for (int64_t j = 0; j < c; j++) ys[j] = xs[j] + bs[j];
+    } else {
+      const float *restrict xs = CG_F32P(x) + o, *restrict bs = CG_F32P(b);
+      float *restrict ys = CG_F32P(y) + o;
+      for (int64_t j = 0; j < c; j++) ys[j] = xs[j] + bs[j];
+    }
   }
+}
+
+static cg_status bias_add_run(cg_node *n)
+{
+  int64_t c = class_count(cg_node_input(n, 0));
+  cg__parallel_for(row_count(cg_node_input(n, 0)), CG_PARALLEL_MIN_ELEMENTS / (c ? c : 1) + 1,
+                   bias_add_rows, n);
   return CG_OK;
 }
 

@@ -3,6 +3,7 @@
  * AvgPool2DGrad (dy spread evenly) and MaxPool2DGradGrad (MaxPool2DGrad's gradient w.r.t.
  * dy). The kernels loop directly over windows, so they are their own reference. */
 #include "conv_geometry.h"
+#include "parallel.h"
 #include <stdio.h>
 
 static const cg_op_def max_pool_def, avg_pool_def, max_pool_grad_def, max_pool_grad_grad_def,
@@ -174,6 +175,148 @@ static cg_status gather_maxima(const cg_window *w, const cg_tensor *x, const cg_
 }
 
 /* ======================================================================================
+ * f32 fast paths of MaxPool2D and MaxPool2DGrad: the same windows and the same first
+ * maximum, one image at a time spread over the threads (windows never cross images), the
+ * channels innermost so the compiler vectorises them. They give exactly what the general
+ * kernels above give, which tests/test_fast_kernels.c checks.
+ * ==================================================================================== */
+
+typedef struct {
+  const cg_window *w;
+  const float *x, *g; /* input; dy of the pooled shape (MaxPool2DGrad)  */
+  float *out;         /* y (MaxPool2D) or dx (MaxPool2DGrad)            */
+} pool_f32_job;
+
+/* The window of output pixel (b, oh, ow). */
+static pool_span span_at(const cg_window *w, int64_t b, int64_t oh, int64_t ow)
+{
+  pool_span s;
+  axis_span(oh, w->k_h, w->stride_h, w->pad_top, w->in_h, &s.h_lo, &s.h_hi);
+  axis_span(ow, w->k_w, w->stride_w, w->pad_left, w->in_w, &s.w_lo, &s.w_hi);
+  s.image_at = b * w->in_h * w->in_w * w->in_c;
+  s.y_at = ((b * w->out_h + oh) * w->out_w + ow) * w->in_c;
+  return s;
+}
+
+CG_VECTOR_CLONES
+static void max_pool_images_f32(void *ctx, int64_t b0, int64_t b1)
+{
+  const pool_f32_job *j = ctx;
+  const cg_window *w = j->w;
+  for (int64_t b = b0; b < b1; b++)
+    for (int64_t oh = 0; oh < w->out_h; oh++)
+      for (int64_t ow = 0; ow < w->out_w; ow++) {
+        pool_span s = span_at(w, b, oh, ow);
+        float *restrict y = j->out + s.y_at;
+        memcpy(y, j->x + span_pixel(w, &s, s.h_lo, s.w_lo), (size_t)w->in_c * sizeof *y);
+        for (int64_t h = s.h_lo; h < s.h_hi; h++)
+          for (int64_t col = s.w_lo; col < s.w_hi; col++) {
+            const float *restrict px = j->x + span_pixel(w, &s, h, col);
+            for (int64_t c = 0; c < w->in_c; c++) y[c] = px[c] > y[c] ? px[c] : y[c];
+          }
+      }
+}
+
+#define CHANNEL_CHUNK 64 /* channels whose running maxima live on the stack at once */
+
+CG_VECTOR_CLONES
+static void max_pool_grad_images_f32(void *ctx, int64_t b0, int64_t b1)
+{
+  const pool_f32_job *j = ctx;
+  const cg_window *w = j->w;
+  int64_t image = w->in_h * w->in_w * w->in_c;
+  memset(j->out + b0 * image, 0, (size_t)((b1 - b0) * image) * sizeof(float));
+  float best[CHANNEL_CHUNK];
+  int64_t at[CHANNEL_CHUNK];
+  for (int64_t b = b0; b < b1; b++)
+    for (int64_t oh = 0; oh < w->out_h; oh++)
+      for (int64_t ow = 0; ow < w->out_w; ow++) {
+        pool_span s = span_at(w, b, oh, ow);
+        for (int64_t c0 = 0; c0 < w->in_c; c0 += CHANNEL_CHUNK) {
+          int64_t nc = w->in_c - c0 < CHANNEL_CHUNK ? w->in_c - c0 : CHANNEL_CHUNK;
+          int64_t first = span_pixel(w, &s, s.h_lo, s.w_lo) + c0;
+          for (int64_t c = 0; c < nc; c++) {
+            best[c] = j->x[first + c];
+            at[c] = first + c;
+          }
+          for (int64_t h = s.h_lo; h < s.h_hi; h++)
+            for (int64_t col = s.w_lo; col < s.w_hi; col++) {
+              int64_t p = span_pixel(w, &s, h, col) + c0;
+              for (int64_t c = 0; c < nc; c++)
+                if (j->x[p + c] > best[c]) {
+                  best[c] = j->x[p + c];
+                  at[c] = p + c;
+                }
+            }
+          for (int64_t c = 0; c < nc; c++) j->out[at[c]] += j->g[s.y_at + c0 + c];
+        }
+      }
+}
+
+/* The same gradient when windows never overlap (stride >= window, as 2x2 pools with stride
+ * 2) and channels come in blocks of 16: each input cell belongs to at most one window, so dx
+ * is written cell by cell, dy where the cell holds its window's first maximum and 0
+ * elsewhere, with no scatter. The running maximum and its cell live in vector registers
+ * (GCC vector types: comparisons give all-ones lanes, selects are bitwise). Cells outside
+ * every window (VALID leftovers, SAME padding) are zeroed first. */
+#pragma GCC diagnostic ignored "-Wpsabi" /* the vectors never cross a call: all inlined */
+typedef float vec16f __attribute__((vector_size(64)));
+typedef int32_t vec16i __attribute__((vector_size(64)));
+
+static inline __attribute__((always_inline)) vec16f load16f(const float *p)
+{
+  vec16f v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+
+CG_VECTOR_CLONES
+static void max_pool_grad_disjoint_f32(void *ctx, int64_t b0, int64_t b1)
+{
+  const pool_f32_job *j = ctx;
+  const cg_window *w = j->w;
+  int64_t image = w->in_h * w->in_w * w->in_c;
+  bool covered = w->pad_top == 0 && w->pad_left == 0 && w->k_h == w->stride_h &&
+                 w->k_w == w->stride_w && w->out_h * w->k_h == w->in_h && w->out_w * w->k_w == w->in_w;
+  if (!covered) memset(j->out + b0 * image, 0, (size_t)((b1 - b0) * image) * sizeof(float));
+  for (int64_t b = b0; b < b1; b++)
+    for (int64_t oh = 0; oh < w->out_h; oh++)
+      for (int64_t ow = 0; ow < w->out_w; ow++) {
+        pool_span s = span_at(w, b, oh, ow);
+        for (int64_t c0 = 0; c0 < w->in_c; c0 += 16) {
+          vec16f best = load16f(j->x + span_pixel(w, &s, s.h_lo, s.w_lo) + c0);
+          vec16i first = {0}; /* cell of the first maximum, numbered row-major in the window */
+          int32_t cell = 0;
+          for (int64_t h = s.h_lo; h < s.h_hi; h++)
+            for (int64_t col = s.w_lo; col < s.w_hi; col++, cell++) {
+              vec16f v = load16f(j->x + span_pixel(w, &s, h, col) + c0);
+              vec16i more = v > best;
+              best = (vec16f)((more & (vec16i)v) | (~more & (vec16i)best));
+              first = (more & cell) | (~more & first);
+            }
+          vec16i g = (vec16i)load16f(j->g + s.y_at + c0);
+          cell = 0;
+          for (int64_t h = s.h_lo; h < s.h_hi; h++)
+            for (int64_t col = s.w_lo; col < s.w_hi; col++, cell++) {
+              vec16f d = (vec16f)((first == cell) & g); /* all-ones lanes keep dy, the rest 0 */
+              memcpy(j->out + span_pixel(w, &s, h, col) + c0, &d, sizeof d);
+            }
+        }
+      }
+}
+
+/* Runs an f32 kernel image by image over the threads; false if it does not apply. */
+static bool pool_f32(const cg_window *w, cg_range_fn images, const cg_tensor *x,
+                     const cg_tensor *g, cg_tensor *out)
+{
+  if (x->dtype != CG_F32 || w->in_c == 0) return false;
+  pool_f32_job j = {w, CG_F32P(x), g ? CG_F32P(g) : NULL, CG_F32P(out)};
+  int64_t image = w->in_h * w->in_w * w->in_c;
+  cg__parallel_for(w->batch, CG_PARALLEL_MIN_ELEMENTS / (image ? image : 1) + 1, images, &j);
+  return true;
+}
+
+/* ======================================================================================
  * MaxPool2D: y[b,i,j,c] = max over the window at (i, j) of x[b,.,.,c] (padding excluded)
  *            dx = MaxPool2DGrad(x, dy)
  * ==================================================================================== */
@@ -183,7 +326,8 @@ static cg_status max_pool_run(cg_node *n)
   cg_window w;
   cg_status st = pooled_input_window(n, &w);
   const cg_tensor *x = cg_node_input(n, 0);
-  return st != CG_OK ? st : gather_maxima(&w, x, x, cg_node_output(n, 0));
+  if (st != CG_OK || pool_f32(&w, max_pool_images_f32, x, NULL, cg_node_output(n, 0))) return st;
+  return gather_maxima(&w, x, x, cg_node_output(n, 0));
 }
 
 static cg_status max_pool_grad(const cg_node *op, cg_tensor *const *dy, cg_tensor **dx, void *user)
@@ -228,6 +372,9 @@ static cg_status max_pool_grad_run(cg_node *n)
   if (st != CG_OK) return st;
   const cg_tensor *x = cg_node_input(n, 0), *g = cg_node_input(n, 1);
   cg_tensor *dx = cg_node_output(n, 0);
+  bool disjoint = w.stride_h >= w.k_h && w.stride_w >= w.k_w && w.in_c % 16 == 0;
+  if (pool_f32(&w, disjoint ? max_pool_grad_disjoint_f32 : max_pool_grad_images_f32, x, g, dx))
+    return CG_OK;
   int64_t *argmax = window_argmax(&w, x, g->size);
   if (!argmax) return cg_last_status();
   zero(dx);

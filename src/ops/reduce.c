@@ -3,6 +3,7 @@
  * Kernels read the input in memory order (once; LogSumExp twice), row by row, accumulating
  * into one slot per output element (double for floats, int64 for integers). */
 #include "kernel.h"
+#include "parallel.h"
 #include <stdlib.h>
 
 /* ======================================================================================
@@ -266,6 +267,137 @@ static cg_status reduce_ints(const reduce_plan *p, const reducer *r, const cg_te
   return CG_OK;
 }
 
+/* ======================================================================================
+ * Column sums: Sum and Mean over the leading axes of a float tensor (a bias gradient),
+ * i.e. of [rows, cols] over rows. Rows go in blocks of COLUMN_BLOCK whose
+ * partial sums (double) are added in block order, so the threads' split never changes the
+ * result; the blocks are spread over the threads.
+ * ==================================================================================== */
+
+#define COLUMN_BLOCK 256
+
+typedef struct {
+  const cg_tensor *x;
+  int64_t rows, cols;
+  double *partial; /* [blocks, cols] */
+} column_sums;
+
+CG_VECTOR_CLONES
+static void column_blocks(void *ctx, int64_t begin, int64_t end)
+{
+  const column_sums *c = ctx;
+  for (int64_t blk = begin; blk < end; blk++) {
+    double *restrict acc = c->partial + blk * c->cols;
+    int64_t r1 = (blk + 1) * COLUMN_BLOCK < c->rows ? (blk + 1) * COLUMN_BLOCK : c->rows;
+    for (int64_t j = 0; j < c->cols; j++) acc[j] = 0;
+    for (int64_t r = blk * COLUMN_BLOCK; r < r1; r++) {
+      if (c->x->dtype == CG_F32) {
+        const float *restrict row = CG_F32P(c->x) + r * c->cols;
+        for (int64_t j = 0; j < c->cols; j++) acc[j] += row[j];
+      } else {
+        const double *restrict row = CG_F64P(c->x) + r * c->cols;
+        for (int64_t j = 0; j < c->cols; j++) acc[j] += row[j];
+      }
+    }
+  }
+}
+
+static void sum_row_f(void *ctx, int64_t off, int64_t step, const double *x, int64_t len);
+
+/* Sum or Mean (they share sum_row_f) of a float [rows, cols] over its rows. */
+static bool is_column_sum(const reduce_plan *p, const reducer *r, const cg_tensor *x)
+{
+  return r->row_f == sum_row_f && cg_dtype_is_float(x->dtype) && x->size > 0 && p->ndim == 2 &&
+         p->out_stride[0] == 0 && p->out_stride[1] == 1;
+}
+
+static cg_status reduce_columns(const reduce_plan *p, const reducer *r, const cg_tensor *x,
+                                cg_tensor *y)
+{
+  int64_t blocks = (p->rows + COLUMN_BLOCK - 1) / COLUMN_BLOCK;
+  column_sums c = {x, p->rows, p->row_len, cg__malloc((size_t)(blocks * p->row_len) * sizeof(double))};
+  if (!c.partial) return CG_ENOMEM;
+  cg__parallel_for(blocks, CG_PARALLEL_MIN_ELEMENTS / (COLUMN_BLOCK * p->row_len) + 1, column_blocks, &c);
+  double *acc = c.partial; /* block 0's row collects the others, in order */
+  for (int64_t blk = 1; blk < blocks; blk++)
+    for (int64_t j = 0; j < p->row_len; j++) acc[j] += c.partial[blk * p->row_len + j];
+  if (r->finish_f)
+    for (int64_t j = 0; j < p->row_len; j++) acc[j] = r->finish_f(acc[j], p->count);
+  store_f(y, acc);
+  free(c.partial);
+  return CG_OK;
+}
+
+/* ======================================================================================
+ * Row sums: Sum and Mean over the last axes of a float tensor, i.e. of [rows, cols] over
+ * cols (rows = 1: everything, a loss or <g, v>). Each row is cut into blocks of ROW_BLOCK
+ * whose sums (double, eight running sums) are added in block order; the (row, block) pieces
+ * are spread over the threads, so their split never changes the result.
+ * ==================================================================================== */
+
+#define ROW_BLOCK 8192
+
+typedef struct {
+  const cg_tensor *x;
+  int64_t rows, cols, blocks; /* blocks per row */
+  double *partial;            /* [rows, blocks]  */
+} row_sums;
+
+CG_VECTOR_CLONES
+static void row_pieces(void *ctx, int64_t begin, int64_t end)
+{
+  const row_sums *c = ctx;
+  for (int64_t piece = begin; piece < end; piece++) {
+    int64_t r = piece / c->blocks, j0 = piece % c->blocks * ROW_BLOCK;
+    int64_t j1 = j0 + ROW_BLOCK < c->cols ? j0 + ROW_BLOCK : c->cols;
+    double part[8] = {0};
+    int64_t j = j0;
+    if (c->x->dtype == CG_F32) {
+      const float *restrict row = CG_F32P(c->x) + r * c->cols;
+      for (; j + 8 <= j1; j += 8)
+        for (int k = 0; k < 8; k++) part[k] += row[j + k];
+      for (; j < j1; j++) part[0] += row[j];
+    } else {
+      const double *restrict row = CG_F64P(c->x) + r * c->cols;
+      for (; j + 8 <= j1; j += 8)
+        for (int k = 0; k < 8; k++) part[k] += row[j + k];
+      for (; j < j1; j++) part[0] += row[j];
+    }
+    c->partial[piece] = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+  }
+}
+
+/* Sum or Mean of a float [rows, cols] over its columns (the plan's last dim is reduced). */
+static bool is_row_sum(const reduce_plan *p, const reducer *r, const cg_tensor *x)
+{
+  return r->row_f == sum_row_f && cg_dtype_is_float(x->dtype) && x->size > 0 && p->row_step == 0 &&
+         (p->ndim == 1 || (p->ndim == 2 && p->out_stride[0] == 1));
+}
+
+static cg_status reduce_rows(const reduce_plan *p, const reducer *r, const cg_tensor *x,
+                             cg_tensor *y)
+{
+  int64_t blocks = (p->row_len + ROW_BLOCK - 1) / ROW_BLOCK;
+  row_sums c = {x, p->rows, p->row_len, blocks,
+                cg__malloc((size_t)(p->rows * blocks) * sizeof(double))};
+  double *acc = cg__malloc((size_t)p->rows * sizeof(double));
+  if (!c.partial || !acc) {
+    free(c.partial);
+    free(acc);
+    return CG_ENOMEM;
+  }
+  cg__parallel_for(p->rows * blocks, CG_PARALLEL_MIN_ELEMENTS / ROW_BLOCK + 1, row_pieces, &c);
+  for (int64_t i = 0; i < p->rows; i++) {
+    acc[i] = 0;
+    for (int64_t blk = 0; blk < blocks; blk++) acc[i] += c.partial[i * blocks + blk];
+    if (r->finish_f) acc[i] = r->finish_f(acc[i], p->count);
+  }
+  store_f(y, acc);
+  free(c.partial);
+  free(acc);
+  return CG_OK;
+}
+
 static cg_status reduce_run(cg_node *n, const reducer *r)
 {
   const cg_tensor *x = cg_node_input(n, 0);
@@ -276,6 +408,8 @@ static cg_status reduce_run(cg_node *n, const reducer *r)
   if (y->size == 0) return CG_OK;
   reduce_plan p;
   plan_init(&p, x, mask, y->size);
+  if (is_column_sum(&p, r, x)) return reduce_columns(&p, r, x, y);
+  if (is_row_sum(&p, r, x)) return reduce_rows(&p, r, x, y);
   if (cg_dtype_is_float(x->dtype)) return reduce_floats(&p, r, x, y);
   if (r->row_i && (x->dtype == CG_I32 || x->dtype == CG_I64)) return reduce_ints(&p, r, x, y);
   return cg_set_error(CG_EDTYPE, "%s: no kernel for dtype %s", cg_node_op_type(n),

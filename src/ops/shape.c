@@ -677,8 +677,11 @@ static cg_status slice_window(const cg_node *n, int64_t *begin, int64_t *size)
     if (begin[d] < 0 || begin[d] > dim)
       return cg_set_error(CG_ERANGE, "Slice: begin %" PRId64 " is out of range for axis %d of %s",
                           begin[d], d, cg__in_shape(n, 0));
+    if (size[d] < -1)
+      return cg_set_error(CG_EINVAL, "Slice: size %" PRId64 " for axis %d of %s is negative (only -1, "
+                          "meaning to the end, may be)", size[d], d, cg__in_shape(n, 0));
     if (size[d] == -1) size[d] = dim - begin[d];
-    if (size[d] < 0 || size[d] > dim - begin[d])
+    if (size[d] > dim - begin[d])
       return cg_set_error(CG_ERANGE, "Slice: axis %d: begin %" PRId64 " + size %" PRId64
                           " exceeds dimension %" PRId64 " of %s",
                           d, begin[d], size[d], dim, cg__in_shape(n, 0));
@@ -818,8 +821,9 @@ static cg_status pad_run(cg_node *n)
 static cg_status pad_grad(const cg_node *op, cg_tensor *const *dy, cg_tensor **dx, void *user)
 {
   const cg_tensor *x = cg_node_input(op, 0);
-  int64_t paddings[CG_ATTR_INTS_MAX], shape[CG_MAX_DIMS], before[CG_MAX_DIMS];
-  cg_status s = pad_shape(op, paddings, shape);
+  int64_t paddings[CG_ATTR_INTS_MAX], before[CG_MAX_DIMS];
+  /* only the paddings (checked by pad_infer): in a graph, x may have unknown (-1) dims */
+  cg_status s = read_ints_per_axis(op, "paddings", 2, paddings);
   if (s != CG_OK) return s;
   for (int d = 0; d < x->ndim; d++) before[d] = paddings[2 * d];
   dx[0] = cg_slice(dy[0], before, x->shape);

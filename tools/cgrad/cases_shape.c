@@ -144,5 +144,7 @@ const cg_grad_case cg_cases_shape[] = {
     {"ReshapeLike", "rank 0 like [1,1]", 2, {{CG_F64, RANK0, -1, 1}, {CG_F64, MAT(1, 1), -1, 1}}, NULL, NULL, 1},
     {"BroadcastLike", "[3] like [2,3]", 2, {{CG_F64, VEC(3), -1, 1}, {CG_F64, MAT(2, 3), -1, 1}}, NULL, NULL, 1},
     {"BroadcastLike", "[2,1] like [3,2,4]", 2, {{CG_F64, MAT(2, 1), -1, 1}, {CG_F64, CUBE(3, 2, 4), -1, 1}}, NULL, NULL, 1},
+    {"SumLike", "[2,3] like [3]", 2, {{CG_F64, MAT(2, 3), -1, 1}, {CG_F64, VEC(3), -1, 1}}, NULL, NULL, 1},
+    {"SumLike", "[3,2,4] like [2,1]", 2, {{CG_F64, CUBE(3, 2, 4), -1, 1}, {CG_F64, MAT(2, 1), -1, 1}}, NULL, NULL, 1},
 };
 const int cg_cases_shape_n = sizeof cg_cases_shape / sizeof cg_cases_shape[0];

@@ -9,6 +9,7 @@
 #include <string.h>
 
 typedef struct {
+  int rule_stats;
   int order;
   cg_dtype dtype;
   uint64_t seed;
@@ -19,10 +20,11 @@ static void print_usage(FILE *f)
 {
   fprintf(f,
           "usage: cgrad gradcheck [--all | OP...] [--order 1|2] [--dtype f64|f32]\n"
-          "                       [--load LIB.so]... [--seed N]\n"
+          "                       [--load LIB.so]... [--seed N] [--rule-stats]\n"
           "Checks each op's registered gradient against float64 central differences on random\n"
           "inputs of several shapes (broadcast, size-1 and rank-0 among them). --order 2 also checks\n"
-          "the gradient of the gradient for ops whose rows allow it. Exits 1 if any check fails.\n");
+          "the gradient of the gradient for ops whose rows allow it. Exits 1 if any check fails.\n"
+          "--rule-stats prints how many times each gradient rule ran (cg_rule_stats).\n");
 }
 
 static void report_row(run_opts *o, const char *op, const char *label, cg_status st,
@@ -49,6 +51,18 @@ static cg_status run_generated(run_opts *o, const cg_op_def *def, cg_gradcheck_r
   return cg_run_grad_case(&c, o->dtype, o->order, o->seed, r);
 }
 
+static void print_rule_stats(void)
+{
+  static const char *const kinds[] = {"gradient", "override", "custom", "jvp"};
+  int n = cg_rule_stats(NULL, 0);
+  cg_rule_stat *rows = calloc((size_t)(n ? n : 1), sizeof *rows);
+  if (!rows) return;
+  n = cg_rule_stats(rows, n);
+  printf("\nrule                               kind       calls\n");
+  for (int i = 0; i < n; i++) printf("%-34s %-9s %6llu\n", rows[i].name, kinds[rows[i].kind], (unsigned long long)rows[i].calls);
+  free(rows);
+}
+
 static bool wanted(const char *op, char **ops, int n_ops)
 {
   if (n_ops == 0) return true;
@@ -72,6 +86,8 @@ int cmd_gradcheck(int argc, char **argv)
       return 0;
     } else if (!strcmp(a, "--all")) {
       continue;
+    } else if (!strcmp(a, "--rule-stats")) {
+      o.rule_stats = 1;
     } else if (!strcmp(a, "--order") && val) {
       o.order = atoi(argv[++i]);
     } else if (!strcmp(a, "--seed") && val) {
@@ -126,6 +142,7 @@ int cmd_gradcheck(int argc, char **argv)
     }
   }
   printf("%d passed, %d failed (dtype %s, order %d)\n", o.passed, o.failed, cg_dtype_name(o.dtype), o.order);
+  if (o.rule_stats) print_rule_stats();
   free(ops);
   return o.failed ? 1 : 0;
 }

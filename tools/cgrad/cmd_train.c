@@ -1,6 +1,8 @@
 /* cmd_train.c - `cgrad train`: trains the MLP or the CNN on Fashion-MNIST (or any MNIST-format
  * data) with a chosen optimizer and loss, the built-in cross-entropy or the same one written
- * as a custom gradient; saves and resumes checkpoints; logs CSV and plots SVG. */
+ * as a custom gradient; saves and resumes checkpoints; logs CSV and plots SVG. With
+ * --distributed under mpirun, data parallel over MPI (the per-rank pieces are in
+ * train_dist.c); rank 0 alone prints, logs and writes checkpoints. */
 #include "commands.h"
 #include "train.h"
 #include <math.h>
@@ -30,17 +32,26 @@ static void usage(FILE *f)
           "  --resume FILE          continue from a checkpoint written by --save\n"
           "  --log FILE.csv         append one line per epoch\n"
           "  --plot FILE.svg        loss and accuracy curves\n"
-          "  --quiet                no progress bar\n");
+          "  --quiet                no progress bar\n"
+          "  --distributed          data parallel over MPI: run as `mpirun -np N cgrad train\n"
+          "                         --distributed ...`; --batch is the global batch, split over ranks\n"
+          "  --bucket-kb N          gradient bytes per allreduce call, in KiB (default 1024)\n"
+          "  --fixed-order          add the ranks' gradients in rank order (reproducible sums)\n"
+          "  --check-every N        check every N steps that all ranks hold identical variables\n"
+          "  --dist-timeout S       stop the job when a rank keeps the others waiting S seconds\n"
+          "                         (default 600; 0: wait forever)\n");
 }
 
 static bool parse(int argc, char **argv, train_opts *o)
 {
   *o = (train_opts){.model = "mlp", .epochs = 5, .batch = 128, .lr = 1e-3, .optimizer = "adam",
-                    .schedule = "cosine", .loss = "xent", .seed = 1};
+                    .schedule = "cosine", .loss = "xent", .seed = 1, .bucket_kb = 1024, .dist_timeout = 600};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     bool takes = v != NULL;
     if (!strcmp(a, "--quiet")) { o->quiet = true; continue; }
+    if (!strcmp(a, "--distributed")) { o->distributed = true; continue; }
+    if (!strcmp(a, "--fixed-order")) { o->fixed_order = true; continue; }
     if (!takes) return false;
     if (!strcmp(a, "--model")) o->model = v;
     else if (!strcmp(a, "--epochs")) o->epochs = atoi(v);
@@ -58,10 +69,14 @@ static bool parse(int argc, char **argv, train_opts *o)
     else if (!strcmp(a, "--resume")) o->resume = v;
     else if (!strcmp(a, "--log")) o->log = v;
     else if (!strcmp(a, "--plot")) o->plot = v;
+    else if (!strcmp(a, "--bucket-kb")) o->bucket_kb = atoll(v);
+    else if (!strcmp(a, "--check-every")) o->check_every = atoll(v);
+    else if (!strcmp(a, "--dist-timeout")) o->dist_timeout = atof(v);
     else return false;
     i++;
   }
   return o->epochs > 0 && o->stop_after >= 0 && o->batch > 0 && o->lr > 0 && o->limit >= 0 && o->holdout >= 0 &&
+         o->bucket_kb > 0 && o->bucket_kb <= (1 << 20) && o->check_every >= 0 && o->dist_timeout >= 0 &&
          (!strcmp(o->loss, "xent") || !strcmp(o->loss, "custom-xent"));
 }
 
@@ -98,20 +113,7 @@ static double now_s(void)
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-typedef struct {
-  train_opts o;
-  cg_layer *model;
-  cg_var *vars[64];
-  int n_vars;
-  cg_optimizer *opt;
-  cg_dataset train, test;
-  double *step_loss; /* every 20th step, for the plot */
-  int n_step_loss, cap_step_loss;
-  epoch_row rows[1024];
-  int n_rows;
-} trainer;
-
-static cg_tensor *loss_of(const trainer *t, cg_tensor *labels, cg_tensor *logits)
+cg_tensor *train_loss_of(const trainer *t, cg_tensor *labels, cg_tensor *logits)
 {
   if (!strcmp(t->o.loss, "custom-xent")) return train_custom_xent(labels, logits);
   return cg_loss_sparse_softmax_xent(labels, logits, CG_REDUCE_MEAN);
@@ -123,7 +125,7 @@ static cg_status train_step(trainer *t, cg_tensor *x, cg_tensor *y, double *loss
   cg_scope s = cg_scope_begin();
   cg_tape *tape = cg_tape_begin(0);
   cg_tensor *logits = cg_layer_forward(t->model, x, 1);
-  cg_tensor *l = logits ? loss_of(t, y, logits) : NULL;
+  cg_tensor *l = logits ? train_loss_of(t, y, logits) : NULL;
   cg_tape_end(tape);
   cg_tensor *src[64], *grads[64];
   for (int i = 0; i < t->n_vars; i++) src[i] = cg_var_value(t->vars[i]);
@@ -189,15 +191,18 @@ static void remember_loss(trainer *t, double loss)
 
 static cg_status save(trainer *t, int epoch)
 {
-  char epoch_s[32], step_s[32], seed_s[32];
+  char epoch_s[32], step_s[32], seed_s[32], ranks_s[32];
   snprintf(epoch_s, sizeof epoch_s, "%d", epoch);
   snprintf(step_s, sizeof step_s, "%lld", (long long)cg_optimizer_iterations(t->opt));
   snprintf(seed_s, sizeof seed_s, "%llu", (unsigned long long)t->o.seed);
+  snprintf(ranks_s, sizeof ranks_s, "%d", t->size);
   char desc[4096];
   cg_layer_describe(t->model, desc, sizeof desc);
-  const char *keys[] = {"epoch", "step", "model", "seed", "loss", "optimizer", "description"};
-  const char *values[] = {epoch_s, step_s, t->o.model, seed_s, t->o.loss, t->o.optimizer, desc};
-  return cg_checkpoint_save(t->o.save, t->vars, t->n_vars, t->opt, keys, values, 7);
+  const char *keys[] = {"epoch", "step", "model", "seed", "loss", "optimizer", "description", "ranks"};
+  const char *values[] = {epoch_s, step_s, t->o.model, seed_s, t->o.loss, t->o.optimizer, desc, ranks_s};
+  /* "ranks" only informs: the global batch, not the rank count, fixes the math, so a
+   * checkpoint resumes on any number of ranks */
+  return cg_checkpoint_save(t->o.save, t->vars, t->n_vars, t->opt, keys, values, t->o.distributed ? 8 : 7);
 }
 
 /* Restores weights and optimizer; returns the number of epochs already done, or -1. */
@@ -239,65 +244,101 @@ static cg_status load_data(trainer *t)
   return CG_OK;
 }
 
+/* In a distributed run every rank learns whether all got past `what`; otherwise st as is. */
+static cg_status agreed(const trainer *t, cg_status st, const char *what)
+{
+  return t->o.distributed ? cg_dist_agree(st, what) : st;
+}
+
+/* Epoch figures over all ranks, each weighted by the examples it saw (distributed runs). */
+static cg_status average_epoch(const trainer *t, double *loss, double *acc, int64_t *seen)
+{
+  if (!t->o.distributed) return CG_OK;
+  double v[3] = {*loss, *acc, (double)*seen * t->size}; /* the global count, for examples/s */
+  cg_status st = cg_dist_weighted_mean(v, 3, (double)*seen);
+  *loss = v[0];
+  *acc = v[1];
+  *seen = (int64_t)llround(v[2]);
+  return st;
+}
+
 static cg_status run(trainer *t)
 {
   const train_opts *o = &t->o;
-  cg_status st = load_data(t);
+  cg_status st = agreed(t, load_data(t), "loading the data");
   if (st != CG_OK) return st;
-  cg_batcher *b = cg_batcher_new(&t->train, o->batch, 1, o->seed);
-  if (!b) return cg_last_status();
-  int64_t steps = cg_batcher_num_batches(b);
-  if (!(t->model = train_build_model(o->model, o->seed)) || !(t->opt = make_optimizer(o, steps))) {
+  cg_batcher *b = o->distributed ? NULL : cg_batcher_new(&t->train, o->batch, 1, o->seed);
+  if (!o->distributed && !b) return cg_last_status();
+  int64_t steps = o->distributed ? (cg_tensor_dim(t->train.labels, 0) + o->batch - 1) / o->batch
+                                 : cg_batcher_num_batches(b);
+  if (!(t->model = train_build_model(o->model, o->seed)) || !(t->opt = make_optimizer(o, steps))) st = cg_last_status();
+  if ((st = agreed(t, st, "building the model and optimizer")) != CG_OK) {
     cg_batcher_free(b);
-    return cg_last_status();
+    return st;
   }
   t->n_vars = cg_layer_variables(t->model, 1, t->vars, 64);
   int first = 0;
-  if (o->resume && (first = resume(t)) < 0) {
+  if (o->resume && (first = resume(t)) < 0) st = cg_last_status();
+  if ((st = agreed(t, st, "restoring the checkpoint")) == CG_OK && o->distributed) st = train_dist_setup(t, first);
+  if (st != CG_OK) {
     cg_batcher_free(b);
-    return cg_last_status();
+    return st;
   }
-  progress *p = progress_new(o->quiet, o->epochs, steps);
-  printf("training %s on %lld examples (%lld steps per epoch), %s, lr %g (%s), batch %lld, loss %s\n",
-         o->model, (long long)cg_tensor_dim(t->train.labels, 0), (long long)steps, o->optimizer, o->lr,
-         o->schedule, (long long)o->batch, o->loss);
-  if (first > 0) printf("resumed from %s after epoch %d\n", o->resume, first);
+  bool root = t->rank == 0;
+  progress *p = progress_new(o->quiet || !root, o->epochs, steps);
+  if (root)
+    printf("training %s on %lld examples (%lld steps per epoch), %s, lr %g (%s), batch %lld, loss %s\n", o->model,
+           (long long)cg_tensor_dim(t->train.labels, 0), (long long)steps, o->optimizer, o->lr, o->schedule,
+           (long long)o->batch, o->loss);
+  if (root && o->distributed) {
+    long long lo = (long long)(o->batch / t->size), hi = (long long)((o->batch + t->size - 1) / t->size);
+    printf("distributed over %d rank%s: each takes %lld%s%.0lld examples of every global batch of %lld\n", t->size,
+           t->size == 1 ? "" : "s", lo, hi != lo ? " or " : "", hi != lo ? hi : 0LL, (long long)o->batch);
+  }
+  if (root && first > 0) printf("resumed from %s after epoch %d\n", o->resume, first);
   int last = o->stop_after > 0 && o->stop_after < o->epochs ? o->stop_after : o->epochs;
   for (int epoch = first + 1; epoch <= last && st == CG_OK; epoch++) {
     double t0 = now_s(), sum_loss = 0, sum_acc = 0;
     int64_t step = 0, seen = 0;
-    st = cg_batcher_start_epoch(b, epoch);
+    st = o->distributed ? cg_dist_sampler_start_epoch(t->sampler, epoch) : cg_batcher_start_epoch(b, epoch);
     cg_tensor *x, *y;
     for (;;) {
       cg_scope s = cg_scope_begin();
-      int more = st == CG_OK ? cg_batcher_next(b, &x, &y) : 0;
+      int64_t global = 0;
+      int more = st != CG_OK ? 0 : o->distributed ? cg_dist_sampler_next(t->sampler, &x, &y, &global)
+                                                   : cg_batcher_next(b, &x, &y);
       if (more <= 0) {
         if (more < 0) st = cg_last_status();
         cg_scope_end(s);
         break;
       }
       double loss = 0, acc = 0;
-      st = train_step(t, x, y, &loss, &acc);
-      int64_t m = cg_tensor_size(y);
+      st = o->distributed ? train_dist_step(t, x, y, global, &loss, &acc) : train_step(t, x, y, &loss, &acc);
+      int64_t m = cg_tensor_dim(y, 0);
       cg_scope_end(s);
+      if (st != CG_OK) break;
       sum_loss += loss * (double)m;
       sum_acc += acc * (double)m;
       seen += m;
       if (++step % 20 == 0) remember_loss(t, loss);
-      progress_step(p, epoch, step, sum_loss / (double)seen, sum_acc / (double)seen, seen);
+      progress_step(p, epoch, step, seen ? sum_loss / (double)seen : 0, seen ? sum_acc / (double)seen : 0, seen);
     }
     if (st != CG_OK) break;
-    epoch_row r = {.epoch = epoch, .train_loss = sum_loss / (double)seen, .train_acc = sum_acc / (double)seen};
+    epoch_row r = {.epoch = epoch, .train_loss = seen ? sum_loss / (double)seen : 0,
+                   .train_acc = seen ? sum_acc / (double)seen : 0};
+    if ((st = average_epoch(t, &r.train_loss, &r.train_acc, &seen)) != CG_OK) break;
     r.seconds = now_s() - t0;
     r.examples_per_second = (double)seen / r.seconds;
-    if ((st = evaluate(t, &r.test_loss, &r.test_acc)) != CG_OK) break;
-    progress_epoch(p, &r);
+    st = o->distributed ? train_dist_evaluate(t, &r.test_loss, &r.test_acc) : evaluate(t, &r.test_loss, &r.test_acc);
+    if (st != CG_OK) break;
+    if (root) progress_epoch(p, &r);
     if (t->n_rows < 1024) t->rows[t->n_rows++] = r;
-    if (o->log && !csv_append(o->log, &r)) fprintf(stderr, "cgrad train: cannot write %s\n", o->log);
-    if (o->save && (st = save(t, epoch)) != CG_OK) break;
+    if (root && o->log && !csv_append(o->log, &r)) fprintf(stderr, "cgrad train: cannot write %s\n", o->log);
+    if (o->save) st = agreed(t, root ? save(t, epoch) : CG_OK, "saving the checkpoint");
   }
-  if (st == CG_OK && t->n_rows) printf("final test accuracy: %.2f%%\n", 100 * t->rows[t->n_rows - 1].test_acc);
-  if (st == CG_OK && o->plot) {
+  if (st == CG_OK && root && t->n_rows) printf("final test accuracy: %.2f%%\n", 100 * t->rows[t->n_rows - 1].test_acc);
+  if (st == CG_OK && o->distributed) train_dist_report(t);
+  if (st == CG_OK && root && o->plot) {
     char title[256];
     snprintf(title, sizeof title, "cgrad train --model %s --optimizer %s --loss %s", o->model, o->optimizer, o->loss);
     if (!svg_plot(o->plot, t->step_loss, t->n_step_loss, t->rows, t->n_rows, title))
@@ -305,6 +346,20 @@ static cg_status run(trainer *t)
   }
   progress_free(p);
   cg_batcher_free(b);
+  return st;
+}
+
+/* Joins the MPI job for --distributed; rank 0 of 1 otherwise. */
+static cg_status join(trainer *t)
+{
+  t->rank = 0;
+  t->size = 1;
+  if (!t->o.distributed) return CG_OK;
+  cg_status st = cg_dist_init(NULL, NULL);
+  if (st == CG_OK) st = cg_dist_set_timeout(t->o.dist_timeout);
+  t->rank = cg_dist_rank();
+  t->size = cg_dist_size();
+  if (st == CG_OK) train_dist_catch_stop(t);
   return st;
 }
 
@@ -322,13 +377,19 @@ int cmd_train(int argc, char **argv)
     free(t);
     return 2;
   }
-  cg_status st = run(t);
-  if (st != CG_OK) fprintf(stderr, "cgrad train: %s\n", cg_last_error());
+  cg_status st = join(t);
+  if (st == CG_OK) st = run(t);
+  if (st != CG_OK && t->o.distributed)
+    fprintf(stderr, "cgrad train: rank %d of %d: %s\n", t->rank, t->size, cg_last_error());
+  else if (st != CG_OK)
+    fprintf(stderr, "cgrad train: %s\n", cg_last_error());
+  train_dist_free(t);
   cg_layer_free(t->model);
   cg_optimizer_free(t->opt);
   cg_dataset_free(&t->train);
   cg_dataset_free(&t->test);
   free(t->step_loss);
+  if (t->o.distributed) cg_dist_finalize();
   free(t);
   return st == CG_OK ? 0 : 1;
 }

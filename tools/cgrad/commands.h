@@ -3,6 +3,7 @@
 #ifndef CG_COMMANDS_H
 #define CG_COMMANDS_H
 
+int cmd_bench(int argc, char **argv);
 int cmd_gradcheck(int argc, char **argv);
 int cmd_graph(int argc, char **argv);
 int cmd_train(int argc, char **argv);

@@ -10,6 +10,7 @@ static const struct {
     {"train", "train the MLP or the CNN on Fashion-MNIST (see cgrad train --help)", cmd_train},
     {"gradcheck", "check every registered op's gradient against central differences", cmd_gradcheck},
     {"graph", "write an example model's graph, gradient nodes included, as Graphviz DOT", cmd_graph},
+    {"bench", "time the performance workloads W1..W5 on this machine (see cgrad bench --help)", cmd_bench},
 };
 
 static int usage(FILE *f)

@@ -1,5 +1,6 @@
-/* train.h - the pieces of `cgrad train`: options, the model builders, the custom-gradient
- * loss, and reporting (progress line, CSV log, SVG plot). */
+/* train.h - the pieces of `cgrad train`: options, the trainer's state, the model builders,
+ * the custom-gradient loss, data-parallel training over MPI (--distributed), and reporting
+ * (progress line, CSV log, SVG plot). */
 #ifndef CG_TRAIN_H
 #define CG_TRAIN_H
 
@@ -22,7 +23,58 @@ typedef struct {
   int64_t limit;         /* use only the first N training examples (0: all)  */
   int64_t holdout;       /* examples held out of training for validation     */
   bool quiet;
+  /* --distributed: data parallel over MPI; batch is the global batch            */
+  bool distributed;
+  int64_t bucket_kb;     /* gradient bucket size (KiB)                       */
+  bool fixed_order;      /* sum ranks' gradients in rank order               */
+  int64_t check_every;   /* check variables are identical every N steps (0: never) */
+  double dist_timeout;   /* watchdog: seconds a collective may wait (0: off) */
 } train_opts;
+
+/* --- reporting rows -------------------------------------------------------------------------- */
+typedef struct {
+  int epoch;
+  double train_loss, train_acc, test_loss, test_acc, seconds, examples_per_second;
+} epoch_row;
+
+/* --- the trainer: what one run of `cgrad train` holds ---------------------------------------- */
+typedef struct {
+  train_opts o;
+  cg_layer *model;
+  cg_var *vars[64];
+  int n_vars;
+  cg_optimizer *opt;
+  cg_dataset train, test;
+  double *step_loss; /* every 20th step, for the plot */
+  int n_step_loss, cap_step_loss;
+  epoch_row rows[1024];
+  int n_rows;
+  /* distributed runs */
+  int rank, size;
+  cg_dist_reducer *reducer;
+  cg_dist_sampler *sampler;
+  int64_t steps_done;      /* steps this process took                          */
+  double step_seconds;     /* wall time in those steps, reductions included    */
+} trainer;
+
+/* The loss `--loss` names, on this batch. */
+cg_tensor *train_loss_of(const trainer *t, cg_tensor *labels, cg_tensor *logits);
+
+/* --- data parallel (train_dist.c) -------------------------------------------------------------- */
+/* After the model, optimizer and data (and a resumed checkpoint) are in place on every rank:
+ * checks that all ranks run the same configuration and restored the same state, broadcasts
+ * rank 0's variables, makes the sampler and the gradient reducer. Collective. */
+cg_status train_dist_setup(trainer *t, int first_epoch);
+/* One optimizer step on this rank's shard (global: the global batch's size); loss and acc are
+ * this shard's. Collective: a rank that fails makes every rank's step fail. */
+cg_status train_dist_step(trainer *t, cg_tensor *x, cg_tensor *y, int64_t global, double *loss, double *acc);
+/* Test loss and accuracy over the whole test set, each rank evaluating its shard. Collective. */
+cg_status train_dist_evaluate(trainer *t, double *loss, double *acc);
+/* Makes SIGTERM (how mpirun stops the other ranks when one fails) print why on this rank. */
+void train_dist_catch_stop(const trainer *t);
+/* Rank 0 prints the reductions' cost and the ring-allreduce projection to more ranks. */
+void train_dist_report(const trainer *t);
+void train_dist_free(trainer *t);
 
 /* --- models ------------------------------------------------------------------------------- */
 cg_layer *train_build_model(const char *name, uint64_t seed);
@@ -31,11 +83,6 @@ cg_layer *train_build_model(const char *name, uint64_t seed);
 cg_tensor *train_custom_xent(cg_tensor *labels, cg_tensor *logits);
 
 /* --- reporting ------------------------------------------------------------------------------ */
-typedef struct {
-  int epoch;
-  double train_loss, train_acc, test_loss, test_acc, seconds, examples_per_second;
-} epoch_row;
-
 typedef struct progress progress;
 progress *progress_new(bool quiet, int epochs, int64_t steps_per_epoch);
 void progress_step(progress *p, int epoch, int64_t step, double loss, double acc, int64_t examples);

@@ -1,0 +1,66 @@
+/* w4_hvp.c - W4, Hessian-vector product: H v for the mean softmax cross-entropy of the
+ * W2-sized network with tanh activations (784-256-256-10, batch 128) w.r.t. all six of its
+ * parameters, by double backward: an outer tape records the inner tape's gradient g, and
+ * differentiates sum_i <g_i, v_i>. Reports the median time of one product. */
+#include "bench.h"
+#include "io/dataset.h"
+
+#define WARMUP 3
+
+static cg_status hvp(bench_mlp *m, cg_tensor *x, cg_tensor *y, cg_tensor *const *v, cg_tensor **hv)
+{
+  cg_tensor *params[6], *g[6], *dots[6];
+  for (int i = 0; i < 6; i++) params[i] = cg_var_value(m->vars[i]);
+  cg_tape *outer = cg_tape_begin(0), *inner = cg_tape_begin(0);
+  cg_tensor *logits = bench_mlp_logits(m, x, NULL);
+  cg_tensor *loss = logits ? cg_loss_sparse_softmax_xent(y, logits, CG_REDUCE_MEAN) : NULL;
+  cg_tape_end(inner);
+  cg_status st = loss ? cg_tape_gradient(inner, loss, params, 6, g, NULL) : cg_last_status();
+  for (int i = 0; i < 6 && st == CG_OK; i++)
+    st = cg_status_of(dots[i] = cg_sum(cg_mul(g[i], v[i]), NULL, 0, 0));
+  cg_tensor *dot = st == CG_OK ? cg_add_n(dots, 6) : NULL;
+  cg_tape_end(outer);
+  if (st == CG_OK) st = dot ? cg_tape_gradient(outer, dot, params, 6, hv, NULL) : cg_last_status();
+  cg_tape_free(inner);
+  cg_tape_free(outer);
+  return st;
+}
+
+int bench_w4(const bench_opts *o)
+{
+  int steps = o->quick ? 3 : o->steps > 0 ? o->steps : 40;
+  if (steps > 200) steps = 200;
+  cg_scope scope = cg_scope_begin();
+  cg_batcher *b = cg__mnist_batcher_new(o->data_dir, 1, 128, 1, 1);
+  bench_mlp m;
+  cg_tensor *x = NULL, *y = NULL, *v[6];
+  int rc = 0;
+  if (!b || bench_mlp_init(&m, CG_ACT_TANH, 1) != CG_OK) {
+    cg_batcher_free(b);
+    cg_scope_end(scope);
+    return bench_fail("W4 setup");
+  }
+  if (cg_batcher_next(b, &x, &y) <= 0) rc = bench_fail("W4 data");
+  for (int i = 0; i < 6 && !rc; i++) {
+    cg_tensor *p = cg_var_value(m.vars[i]);
+    v[i] = cg_random_normal(CG_F32, cg_tensor_ndim(p), cg_tensor_shape(p), 0, 1, 100 + i);
+    if (!v[i]) rc = bench_fail("W4 setup");
+  }
+  double t[200];
+  for (int k = 0; k < WARMUP + steps && !rc; k++) {
+    cg_scope s = cg_scope_begin();
+    cg_tensor *hv[6];
+    double t0 = bench_now();
+    if (hvp(&m, x, y, v, hv) != CG_OK) rc = bench_fail("W4 product");
+    else cg_item(cg_sum(hv[0], NULL, 0, 0)); /* the values exist before the clock stops */
+    if (k >= WARMUP) t[k - WARMUP] = bench_now() - t0;
+    cg_scope_end(s);
+  }
+  if (!rc)
+    bench_report("w4.hvp_ms", 1e3 * bench_median(t, steps), "ms",
+                 "median Hessian-vector product (double backward), batch 128");
+  bench_mlp_free(&m);
+  cg_batcher_free(b);
+  cg_scope_end(scope);
+  return rc;
+}

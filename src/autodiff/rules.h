@@ -1,0 +1,18 @@
+/* rules.h - accounting, declared order and needs_input_grad, as the reverse walk uses them. */
+#ifndef CG_AUTODIFF_RULES_H
+#define CG_AUTODIFF_RULES_H
+
+#include "node.h"
+
+void cg__count_rule(const char *name, cg_rule_kind kind); /* custom gradients, JVP rules */
+void cg__count_gradient(cg_grad_entry *e, const char *op_type);
+/* dx seen through a barrier whose gradient is an error naming rule (inputs: dx, n's inputs). */
+cg_tensor *cg__once_barrier(cg_tensor *dx, const cg_node *n, const char *rule);
+/* Around a gradient call: which inputs of n need a gradient (restored after). */
+void cg__enter_gradient(const cg_node *n, const bool *needs, const cg_node **saved_node,
+                        const bool **saved_needs);
+void cg__leave_gradient(const cg_node *saved_node, const bool *saved_needs);
+/* Check on register: verifies e on its first run at n's inputs. */
+cg_status cg__check_rule_once(const cg_node *n, cg_grad_entry *e);
+
+#endif

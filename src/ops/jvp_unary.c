@@ -1,0 +1,77 @@
+/* jvp_unary.c - forward-mode rules of the element-wise ops of one tensor (unary.c):
+ * dy = f'(x) dx, one line of math each, with the same factors the gradients use (y where
+ * the gradient uses y), so forward and reverse mode agree to rounding. */
+#include "jvp_rules.h"
+
+#define X cg_node_input(op, 0)
+#define Y cg_node_output(op, 0)
+#define T t[0]
+/* Rules of one input and one output: out[0] = expression, NULL when there is no tangent. */
+#define UNARY_JVP(name, expression)                                                          \
+  static cg_status name(const cg_node *op, cg_tensor *const *t, cg_tensor **out, void *user) \
+  {                                                                                          \
+    out[0] = expression;                                                                     \
+    return cg_status_of(out[0]);                                                             \
+  }
+
+/* Neg: dy = -dx */
+UNARY_JVP(neg_jvp, cg_neg(T))
+/* Abs: dy = sign(x) dx */
+UNARY_JVP(abs_jvp, cg_mul(T, cg_sign(X)))
+/* Square: dy = 2x dx */
+UNARY_JVP(square_jvp, cg_mul(T, cg_mul(cg_scalar_like(X, 2.0), X)))
+/* Reciprocal: dy = -y^2 dx */
+UNARY_JVP(reciprocal_jvp, cg_neg(cg_mul(T, cg_square(Y))))
+/* Sqrt: dy = dx / (2y) */
+UNARY_JVP(sqrt_jvp, cg_div(T, cg_mul(cg_scalar_like(Y, 2.0), Y)))
+/* Rsqrt: dy = -0.5 y^3 dx */
+UNARY_JVP(rsqrt_jvp, cg_mul(T, cg_mul(cg_scalar_like(Y, -0.5), cg_mul(Y, cg_square(Y)))))
+/* Exp: dy = y dx */
+UNARY_JVP(exp_jvp, cg_mul(T, Y))
+/* Expm1: dy = e^x dx (not y + 1, which loses e^x for very negative x) */
+UNARY_JVP(expm1_jvp, cg_mul(T, cg_exp(X)))
+/* Log: dy = dx / x */
+UNARY_JVP(log_jvp, cg_div(T, X))
+/* Log1p: dy = dx / (1 + x) */
+UNARY_JVP(log1p_jvp, cg_div(T, cg_add(cg_scalar_like(X, 1.0), X)))
+/* Sin: dy = cos(x) dx */
+UNARY_JVP(sin_jvp, cg_mul(T, cg_cos(X)))
+/* Cos: dy = -sin(x) dx */
+UNARY_JVP(cos_jvp, cg_neg(cg_mul(T, cg_sin(X))))
+/* Tanh: dy = (1 - y^2) dx */
+UNARY_JVP(tanh_jvp, cg_mul(T, cg_sub(cg_scalar_like(Y, 1.0), cg_square(Y))))
+/* Sigmoid: dy = y (1 - y) dx */
+UNARY_JVP(sigmoid_jvp, cg_mul(T, cg_mul(Y, cg_sub(cg_scalar_like(Y, 1.0), Y))))
+/* Softplus: dy = sigmoid(x) dx */
+UNARY_JVP(softplus_jvp, cg_mul(T, cg_sigmoid(X)))
+/* Relu: dy = (x > 0) dx */
+UNARY_JVP(relu_jvp, cg_mul(T, cg_cast(cg_greater(X, cg_scalar_like(X, 0.0)), cg_tensor_dtype(X))))
+/* LeakyRelu: dy = x > 0 ? dx : alpha dx (alpha defaults to 0.2, as in unary.c) */
+UNARY_JVP(leaky_relu_jvp,
+          cg_where(cg_greater(X, cg_scalar_like(X, 0.0)), T,
+                   cg_mul(T, cg_scalar_like(X, cg_node_attr_float(op, "alpha", 0.2)))))
+/* Elu: dy = x > 0 ? dx : (y + 1) dx (y + 1 = e^x there, and finite where it is not used) */
+UNARY_JVP(elu_jvp, cg_where(cg_greater(X, cg_scalar_like(X, 0.0)), T,
+                            cg_mul(T, cg_add(Y, cg_scalar_like(Y, 1.0)))))
+
+/* Sign, Floor, Ceil, Round: piecewise constant, dy = 0 */
+static cg_status zero_jvp(const cg_node *op, cg_tensor *const *t, cg_tensor **out, void *user)
+{
+  out[0] = NULL;
+  return CG_OK;
+}
+
+cg_status cg__register_unary_jvps(void)
+{
+  static const cg_jvp_row rows[] = {
+      {"Neg", neg_jvp},         {"Abs", abs_jvp},           {"Sign", zero_jvp},
+      {"Square", square_jvp},   {"Reciprocal", reciprocal_jvp}, {"Sqrt", sqrt_jvp},
+      {"Rsqrt", rsqrt_jvp},     {"Exp", exp_jvp},           {"Expm1", expm1_jvp},
+      {"Log", log_jvp},         {"Log1p", log1p_jvp},       {"Sin", sin_jvp},
+      {"Cos", cos_jvp},         {"Tanh", tanh_jvp},         {"Sigmoid", sigmoid_jvp},
+      {"Softplus", softplus_jvp}, {"Relu", relu_jvp},       {"LeakyRelu", leaky_relu_jvp},
+      {"Elu", elu_jvp},         {"Floor", zero_jvp},        {"Ceil", zero_jvp},
+      {"Round", zero_jvp},
+  };
+  return cg__register_jvp_rows(rows, sizeof rows / sizeof rows[0]);
+}
