@@ -17,7 +17,7 @@ static void usage(FILE *f)
           "  --model mlp|cnn        784-256-256-10 ReLU MLP (default) or the conv net\n"
           "  --epochs N             epochs in all, counting resumed ones (default 5)\n"
           "  --stop-after N         stop after epoch N of them (continue later with --resume)\n"
-          "  --batch N              batch size (default 128)\n"
+          "  --batch N              batch size (default 128; 64 for the CNN)\n"
           "  --lr X                 learning rate (default 1e-3)\n"
           "  --optimizer NAME       adam (default), adamw, sgd, momentum, nesterov, rmsprop, adagrad\n"
           "  --schedule NAME        cosine (default: decays to 0 over all epochs), constant, or\n"
@@ -46,6 +46,7 @@ static bool parse(int argc, char **argv, train_opts *o)
 {
   *o = (train_opts){.model = "mlp", .epochs = 5, .batch = 128, .lr = 1e-3, .optimizer = "adam",
                     .schedule = "cosine", .loss = "xent", .seed = 1, .bucket_kb = 1024, .dist_timeout = 600};
+  bool batch_given = false;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     bool takes = v != NULL;
@@ -56,7 +57,7 @@ static bool parse(int argc, char **argv, train_opts *o)
     if (!strcmp(a, "--model")) o->model = v;
     else if (!strcmp(a, "--epochs")) o->epochs = atoi(v);
     else if (!strcmp(a, "--stop-after")) o->stop_after = atoi(v);
-    else if (!strcmp(a, "--batch")) o->batch = atoll(v);
+    else if (!strcmp(a, "--batch")) o->batch = atoll(v), batch_given = true;
     else if (!strcmp(a, "--lr")) o->lr = atof(v);
     else if (!strcmp(a, "--optimizer")) o->optimizer = v;
     else if (!strcmp(a, "--schedule")) o->schedule = v;
@@ -75,6 +76,7 @@ static bool parse(int argc, char **argv, train_opts *o)
     else return false;
     i++;
   }
+  if (!batch_given && !strcmp(o->model, "cnn")) o->batch = 64; /* the CNN learns more per epoch */
   return o->epochs > 0 && o->stop_after >= 0 && o->batch > 0 && o->lr > 0 && o->limit >= 0 && o->holdout >= 0 &&
          o->bucket_kb > 0 && o->bucket_kb <= (1 << 20) && o->check_every >= 0 && o->dist_timeout >= 0 &&
          (!strcmp(o->loss, "xent") || !strcmp(o->loss, "custom-xent"));
@@ -223,6 +225,27 @@ static int resume(trainer *t)
   return done;
 }
 
+/* Standardises pixels with the training set's mean and standard deviation (in place: the
+ * dataset is the trainer's own), which trains the CNN markedly faster than raw [0, 1]. */
+static void standardize(cg_dataset *d, double mean, double std)
+{
+  float *px = cg_tensor_data(d->images);
+  for (int64_t i = 0; i < cg_tensor_size(d->images); i++) px[i] = (float)((px[i] - mean) / std);
+}
+
+static void pixel_stats(const cg_dataset *d, double *mean, double *std)
+{
+  const float *px = cg_tensor_data(d->images);
+  int64_t n = cg_tensor_size(d->images);
+  double sum = 0, sq = 0;
+  for (int64_t i = 0; i < n; i++) {
+    sum += px[i];
+    sq += (double)px[i] * px[i];
+  }
+  *mean = n ? sum / (double)n : 0;
+  *std = n ? sqrt(fmax(sq / (double)n - *mean * *mean, 1e-12)) : 1;
+}
+
 static cg_status load_data(trainer *t)
 {
   cg_dataset all;
@@ -241,6 +264,10 @@ static cg_status load_data(trainer *t)
   if (st != CG_OK) return st;
   cg_dataset_free(&rest);
   t->train = kept;
+  double mean, std;
+  pixel_stats(&t->train, &mean, &std);
+  standardize(&t->train, mean, std);
+  standardize(&t->test, mean, std);
   return CG_OK;
 }
 
