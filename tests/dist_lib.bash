@@ -18,6 +18,10 @@ mpi_or_skip() {
   # ranks waiting in MPI yield the core: tests run side by side on few cores, and ranks that
   # spin while waiting take it from the rank they wait for
   export OMPI_MCA_mpi_yield_when_idle=1
+  # under AddressSanitizer (scripts/check-sanitizers): full stacks at malloc, and the memory
+  # Open MPI never frees left out of the leak report (scripts/lsan.supp)
+  export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0"
+  export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/scripts/lsan.supp}"
 }
 
 # ranks N ARGS...: ARGS under `mpirun -np N`, one thread per rank, killed after 180 s.

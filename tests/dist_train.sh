@@ -11,7 +11,7 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 common=(--limit 2000 --batch 100 --quiet --seed 7 --epochs 3)
 
-# 2 ranks, uneven shards (51/49), variables fingerprinted and compared after every step
+# 2 ranks, uneven shards (51 and 50), variables fingerprinted and compared after every step
 ranks 2 "$bin" train "${common[@]}" --batch 101 --distributed --check-every 1 --log "$dir/u.csv" >"$dir/u.out"
 grep -q 'each takes 50 or 51 examples of every global batch of 101' "$dir/u.out"
 test "$(wc -l <"$dir/u.csv")" -eq 4

@@ -440,8 +440,11 @@ static void corrupt_files_are_refused_with_the_line(void **state)
   expect_error(bad, s = replaced(text, "grad \"HalfTanh\"", "grad \"NoSuchGrad\""), CG_ENOTFOUND,
                "gradient 'NoSuchGrad' is not registered");
   free(s);
-  expect_error(bad, s = replaced(text, "  in p0 p2\n", "  in p0 n99:0\n"), CG_EINVAL,
-               ":22: input 1: 'n99:0' names no placeholder");
+  int line = 1;
+  for (const char *p = text; p < strstr(text, "  in p0 p2\n"); p++) line += *p == '\n';
+  char want[96];
+  snprintf(want, sizeof want, ":%d: input 1: 'n99:0' names no placeholder", line);
+  expect_error(bad, s = replaced(text, "  in p0 p2\n", "  in p0 n99:0\n"), CG_EINVAL, want);
   free(s);
   expect_error(bad, s = replaced(text, "[-1,8]", "[-1,99999999999999999999]"), CG_EINVAL,
                ":3: expected 'placeholder");
@@ -463,6 +466,11 @@ static void corrupt_files_are_refused_with_the_line(void **state)
                CG_EINVAL, ":4: '2147483648' is not a i32 value");
   expect_error(bad, "cgrad-graph 1\noptions none\nnode 0 \"Tanh\"\n  grad -\n  in\n  out f32 []\nend\n",
                CG_EINVAL, ":3: node 0 (Tanh): Tanh: takes 1 inputs, got 0");
+  expect_error(bad, "cgrad-graph 1\noptions none\nplaceholder 0 \"x\" f32 [-1,4611686018427387904,4]\nend\n",
+               CG_EINVAL, ":3: placeholder 0: its shape has too many elements");
+  expect_error(bad, "cgrad-graph 1\noptions none\nplaceholder 0 \"x\" f32 [2]\nnode 0 \"Tile\"\n"
+                    "  grad \"Tile\"\n  in p0\n  attr \"multiples\" ints 4611686018427387904\n  out f32 [1]\nend\n",
+               CG_EINVAL, ":4: node 0 (Tile): Tile: [2] tiled [4611686018427387904] overflows");
   expect_error(bad, "", CG_EINVAL, "ends where the header");
   remove(path_for("missing"));
   assert_null(cg_graph_load(path_for("missing")));

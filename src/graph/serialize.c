@@ -199,7 +199,8 @@ static cg_status write_atomically(const saver *s, const char *path)
     write_graph(f, s);
     bool bad = ferror(f) || fflush(f) != 0 || fsync(fileno(f)) != 0;
     if (fclose(f) != 0 || bad) st = cg_set_error(CG_EIO, "cg_graph_save: error writing %s", tmp);
-    else if (rename(tmp, path) != 0) st = cg_set_error(CG_EIO, "cg_graph_save: cannot rename %s to %s", tmp, path);
+    else if (rename(tmp, path) != 0)
+      st = cg_set_error(CG_EIO, "cg_graph_save: cannot rename %s to %s", tmp, path);
     if (st != CG_OK) remove(tmp);
   }
   free(tmp);
@@ -211,7 +212,8 @@ cg_status cg_graph_save(const cg_graph *g, const char *path)
   if (!g || !path) return cg_set_error(CG_EINVAL, "cg_graph_save: graph and path are required");
   saver s = {.g = g};
   cg_status st = check_and_number(&s);
-  if (st == CG_ENOMEM && cg_last_status() != CG_ENOMEM) cg_set_error(CG_ENOMEM, "cg_graph_save: out of memory");
+  if (st == CG_ENOMEM && cg_last_status() != CG_ENOMEM)
+    cg_set_error(CG_ENOMEM, "cg_graph_save: out of memory");
   if (st == CG_OK) st = write_atomically(&s, path);
   cg__idmap_free(&s.constants);
   free(s.consts);

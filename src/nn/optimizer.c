@@ -7,6 +7,7 @@
  * Steps: the learning rate of a step is the schedule at t = iterations taken before it
  * (t = 0 first); Adam's bias correction uses the 1-based step count t + 1. */
 #include "optimizer.h"
+#include "variable.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -285,10 +286,8 @@ static cg_status update_variable(cg_optimizer *opt, const cg__step_params *p, co
   }
   a.out = next->data;
   opt->rule->update(p, &a);
-  cg_status st = cg_var_assign(var, next);
   cg_release(decayed);
-  cg_release(next);
-  return st;
+  return cg__var_take(var, next); /* the fresh update becomes the value: no copy */
 }
 
 /* Clips (when configured) and updates every variable that has a gradient. */

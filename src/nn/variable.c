@@ -2,6 +2,7 @@
  * tape watches it (if trainable); reading one in a graph adds a ReadVariable node; assigning
  * replaces the value with a new tensor, so values already recorded never change underneath. */
 #include "../autodiff/node.h"
+#include "variable.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -118,6 +119,19 @@ cg_status cg_var_assign(cg_var *v, cg_tensor *value)
   if (!c) return cg_last_status();
   cg_release(v->value);
   v->value = c;
+  return CG_OK;
+}
+
+cg_status cg__var_take(cg_var *v, cg_tensor *value)
+{
+  if (!v || !value || value->refcount != 1 || cg__is_symbolic(value) || value->dtype != v->value->dtype ||
+      !cg__shape_equal(value->ndim, value->shape, v->value->ndim, v->value->shape)) {
+    cg_status st = v && value ? cg_var_assign(v, value) : cg_set_error(CG_EINVAL, "cg__var_take: NULL");
+    cg_release(value); /* the reference was handed over either way */
+    return st;
+  }
+  cg_release(v->value);
+  v->value = value;
   return CG_OK;
 }
 

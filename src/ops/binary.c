@@ -26,9 +26,11 @@ typedef struct {
  * the result stored as Y. Integer arithmetic reads signed values as unsigned C so that
  * overflow wraps around (as in NumPy) instead of being undefined. One loop per pattern of
  * steps, so that the common ones (same shape, one scalar side) vectorise. */
-#define DEFINE_SPAN(name, T, C, Y, expr)                                                    \
-  static void name(const void *a_, int64_t a_step, const void *b_, int64_t b_step,         \
-                   void *y_, int64_t n)                                                     \
+#define DEFINE_SPAN(name, T, C, Y, expr) DEFINE_SPAN_WITH(, name, T, C, Y, expr)
+/* Float spans get one version per vector width (CG_VECTOR_CLONES, parallel.h). */
+#define DEFINE_SPAN_WITH(attributes, name, T, C, Y, expr)                                   \
+  attributes static void name(const void *a_, int64_t a_step, const void *b_,              \
+                              int64_t b_step, void *y_, int64_t n)                          \
   {                                                                                         \
     const T *restrict a = a_, *restrict b = b_;                                             \
     Y *restrict y = y_;                                                                     \
@@ -58,8 +60,8 @@ typedef struct {
 
 /* The span families an op is made of: <op>_f32 ... <op>_i64 (or _bool). */
 #define FLOAT_SPANS(op, expr)                                                               \
-  DEFINE_SPAN(op##_f32, float, float, float, expr)                                          \
-  DEFINE_SPAN(op##_f64, double, double, double, expr)
+  DEFINE_SPAN_WITH(CG_VECTOR_CLONES, op##_f32, float, float, float, expr)                   \
+  DEFINE_SPAN_WITH(CG_VECTOR_CLONES, op##_f64, double, double, double, expr)
 #define WRAPPING_INT_SPANS(op, expr)                                                        \
   DEFINE_SPAN(op##_i32, int32_t, uint32_t, int32_t, expr)                                   \
   DEFINE_SPAN(op##_i64, int64_t, uint64_t, int64_t, expr)

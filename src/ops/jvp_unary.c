@@ -61,6 +61,24 @@ static cg_status zero_jvp(const cg_node *op, cg_tensor *const *t, cg_tensor **ou
   return CG_OK;
 }
 
+/* TanhGrad(y, g) = g (1 - y^2): linear in g, and d/dy = -2 y g: TanhGrad(y, dg) - 2 y g dy */
+static cg_status tanh_grad_jvp(const cg_node *op, cg_tensor *const *t, cg_tensor **out, void *user)
+{
+  cg_tensor *from_g = NULL, *from_y = NULL, *y = cg_node_input(op, 0), *g = cg_node_input(op, 1);
+  cg_status st = cg__jvp_multilinear(op, t, &from_g, 1u << 1);
+  if (st == CG_OK && t[0] && !(from_y = cg_mul(t[0], cg_mul(cg_scalar_like(y, -2.0), cg_mul(y, g)))))
+    st = cg_status_of(NULL);
+  if (st != CG_OK) return st;
+  out[0] = cg__jvp_sum(from_g, from_y); /* NULL only when neither input has a tangent */
+  return out[0] || (!from_g && !from_y) ? CG_OK : cg_status_of(NULL);
+}
+
+/* ReluGrad(g, x) = g (x > 0): linear in g, piecewise constant in x */
+static cg_status relu_grad_jvp(const cg_node *op, cg_tensor *const *t, cg_tensor **out, void *user)
+{
+  return cg__jvp_multilinear(op, t, out, 1u << 0);
+}
+
 cg_status cg__register_unary_jvps(void)
 {
   static const cg_jvp_row rows[] = {
@@ -71,7 +89,7 @@ cg_status cg__register_unary_jvps(void)
       {"Cos", cos_jvp},         {"Tanh", tanh_jvp},         {"Sigmoid", sigmoid_jvp},
       {"Softplus", softplus_jvp}, {"Relu", relu_jvp},       {"LeakyRelu", leaky_relu_jvp},
       {"Elu", elu_jvp},         {"Floor", zero_jvp},        {"Ceil", zero_jvp},
-      {"Round", zero_jvp},
+      {"Round", zero_jvp},      {"TanhGrad", tanh_grad_jvp}, {"ReluGrad", relu_grad_jvp},
   };
   return cg__register_jvp_rows(rows, sizeof rows / sizeof rows[0]);
 }

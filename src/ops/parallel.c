@@ -1,7 +1,8 @@
 /* parallel.c - the thread pool behind parallel.h: workers started on first use, one job at a
  * time, its parts claimed by whichever thread comes first (the caller included, so a worker
  * that has lost its core delays nothing it has not started), and how idle workers wait:
- * spin, then spin yielding the core, then sleep on a condition variable. */
+ * spin for 0.2 ms, then spin yielding the core until 2 ms, then sleep on a condition
+ * variable. */
 #include "parallel.h"
 #include <pthread.h>
 #include <sched.h>
@@ -11,8 +12,10 @@
 #include <unistd.h>
 
 #define MAX_THREADS 64
-#define SPIN_PAUSES 2000          /* busy polls before yielding (a few microseconds)       */
-#define SPIN_YIELD_NS 2000000     /* then yield the core this long after a job, then sleep */
+#define SPIN_PAUSES 2000          /* the caller's polls before it yields, waiting for parts */
+#define SPIN_BUSY_NS 200000       /* an idle worker polls this long, keeping its core: the   */
+                                  /* gaps between a step's jobs are shorter than that       */
+#define SPIN_YIELD_NS 2000000     /* then polls yielding the core until this long, then sleeps */
 
 /* The job word: job number << 24 | part count << 16 | next part to claim. Claiming a part
  * is a compare-and-swap on it that only succeeds for the job the claimer saw, so a thread
@@ -70,17 +73,21 @@ static int run_parts_of(unsigned long long number)
   return ran;
 }
 
-/* The number of the job after `seen`: poll, then poll yielding the core, then sleep. */
+/* The number of the job after `seen`: poll, then poll yielding the core, then sleep. A
+ * worker that yielded may lose its core to another process for a whole time slice and
+ * miss the next jobs (the caller then runs their parts itself), so it first polls without
+ * yielding for as long as a step's jobs usually lie apart. */
 static unsigned long long wait_for_job(unsigned long long seen)
 {
   unsigned long long n;
-  for (int i = 0; i < SPIN_PAUSES; i++) {
+  int64_t start = now_ns();
+  for (int i = 0;; i++) {
     if ((n = JOB_NUMBER(atomic_load_explicit(&pool.job, memory_order_acquire))) != seen) return n;
     cpu_relax();
+    if (i % 256 == 255 && now_ns() - start > SPIN_BUSY_NS) break;
   }
-  int64_t until = now_ns() + SPIN_YIELD_NS;
   while ((n = JOB_NUMBER(atomic_load_explicit(&pool.job, memory_order_acquire))) == seen &&
-         now_ns() < until)
+         now_ns() - start < SPIN_YIELD_NS)
     sched_yield();
   if (n != seen) return n;
   pthread_mutex_lock(&pool.sleep_lock);

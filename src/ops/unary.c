@@ -4,6 +4,7 @@
  * always has the input's dtype and shape. Ops of two or more tensors live in binary.c. */
 #include "kernel.h"
 #include "parallel.h"
+#include "unary_grad.h"
 #include "vector_math.h"
 
 /* ======================================================================================
@@ -305,10 +306,10 @@ static cg_status tanh_run(cg_node *n)
   map_f32_parallel(n, cg__tanh_f32);
   return CG_OK;
 }
+/* one TanhGrad op (unary_grad.c): the same numbers as dy * (1 - square(y)), one pass */
 static cg_status tanh_grad(const cg_node *op, cg_tensor *const *dy, cg_tensor **dx, void *user)
 {
-  cg_tensor *y = cg_node_output(op, 0);
-  dx[0] = cg_mul(dy[0], cg_sub(cg_scalar_like(y, 1.0), cg_square(y)));
+  dx[0] = cg__tanh_grad(cg_node_output(op, 0), dy[0]);
   return cg_status_of(dx[0]);
 }
 static const cg_op_def tanh_def = {"Tanh", 1, float_infer, tanh_run, 0, NULL};
@@ -366,11 +367,13 @@ static cg_status relu_run(cg_node *n)
   map_f32_parallel(n, relu_range_f32);
   return CG_OK;
 }
+/* one ReluGrad op (unary_grad.c): the same numbers as dy * cast(x > 0), one pass; integer
+ * Relus carry no gradient */
 static cg_status relu_grad(const cg_node *op, cg_tensor *const *dy, cg_tensor **dx, void *user)
 {
   cg_tensor *x = cg_node_input(op, 0);
-  cg_tensor *positive = cg_greater(x, cg_scalar_like(x, 0.0));
-  dx[0] = cg_mul(dy[0], cg_cast(positive, cg_tensor_dtype(x)));
+  if (!cg_dtype_is_float(cg_tensor_dtype(x))) return CG_OK;
+  dx[0] = cg__relu_grad(dy[0], x);
   return cg_status_of(dx[0]);
 }
 static const cg_op_def relu_def = {"Relu", 1, numeric_infer, relu_run, 0, NULL};
@@ -503,5 +506,5 @@ cg_status cg__register_unary_ops(void)
     cg_status st = cg__register_builtin(ops[i].def, ops[i].grad);
     if (st != CG_OK) return st;
   }
-  return CG_OK;
+  return cg__register_unary_grad_ops();
 }

@@ -16,6 +16,10 @@
 #define ROW_ATTRS(op, label, shape, lo, hi, attrs, order2) \
   {op, label, 1, {{CG_F64, shape, lo, hi}}, attrs, NULL, order2}
 
+/* Two f64 inputs of one shape: the gradient ops TanhGrad(y, g) and ReluGrad(g, x). */
+#define ROW2(op, label, shape, lo0, hi0, lo1, hi1, order2) \
+  {op, label, 2, {{CG_F64, shape, lo0, hi0}, {CG_F64, shape, lo1, hi1}}, NULL, NULL, order2}
+
 static void leaky_alpha_small(cg_attrs *a) { cg_attrs_set_float(a, "alpha", 0.1); }
 static void leaky_alpha_large(cg_attrs *a) { cg_attrs_set_float(a, "alpha", 1.5); }
 
@@ -58,5 +62,9 @@ const cg_grad_case cg_cases_unary[] = {
     ROW("Floor", "zero gradient, away from integers", MAT(2, 2), 0.2, 0.4, 0),
     ROW("Ceil", "zero gradient, away from integers", MAT(2, 2), 0.2, 0.4, 0),
     ROW("Round", "zero gradient, away from halves", MAT(2, 2), 0.2, 0.4, 0),
+    ROW2("TanhGrad", "matrix", MAT(2, 3), -0.9, 0.9, -1, 1, 1),
+    ROW2("TanhGrad", "rank 0", RANK0, -0.9, 0.9, -1, 1, 1),
+    ROW2("ReluGrad", "positive side", MAT(2, 3), -1, 1, 0.1, 1, 1),
+    ROW2("ReluGrad", "negative side", VEC(4), -1, 1, -1, -0.1, 1),
 };
 const int cg_cases_unary_n = sizeof cg_cases_unary / sizeof cg_cases_unary[0];

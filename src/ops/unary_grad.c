@@ -1,0 +1,125 @@
+/* unary_grad.c - TanhGrad and ReluGrad, the gradients of Tanh and Relu as ops of their own
+ * (as in TensorFlow): one pass over the data where the composite took three, computing the
+ * same expression in the same order, so the results are the same to the bit. Each is
+ * differentiable in turn (second derivatives, Hessian-vector products). */
+#include "kernel.h"
+#include "parallel.h"
+#include "unary_grad.h"
+
+/* ======================================================================================
+ * Shared: the shape rule (two float inputs of one dtype and shape) and the kernel skeleton
+ * ==================================================================================== */
+
+static cg_status same_float_pair_infer(cg_node *n)
+{
+  cg_status st = cg__require_float(n, 0);
+  if (st == CG_OK) st = cg__require_same_dtype(n, 0, 1);
+  if (st != CG_OK) return st;
+  const cg_tensor *a = cg_node_input(n, 0), *b = cg_node_input(n, 1);
+  if (!cg__shape_equal(a->ndim, a->shape, b->ndim, b->shape))
+    return cg_set_error(CG_ESHAPE, "%s: inputs must have one shape: %s vs %s", cg_node_op_type(n),
+                        cg__in_shape(n, 0), cg__in_shape(n, 1));
+  return cg_infer_same_as_input(n, 0);
+}
+
+/* out = kernel(a, b) element by element, f32 ranges split over the threads. */
+typedef void (*pair_f32_fn)(const float *restrict a, const float *restrict b, float *restrict out,
+                            int64_t n);
+typedef struct {
+  pair_f32_fn kernel;
+  const float *a, *b;
+  float *out;
+} pair_job;
+
+static void pair_range(void *ctx, int64_t begin, int64_t end)
+{
+  const pair_job *j = ctx;
+  j->kernel(j->a + begin, j->b + begin, j->out + begin, end - begin);
+}
+
+static void run_pair_f32(cg_node *n, pair_f32_fn kernel)
+{
+  pair_job j = {kernel, CG_F32P(cg_node_input(n, 0)), CG_F32P(cg_node_input(n, 1)),
+                CG_F32P(cg_node_output(n, 0))};
+  cg__parallel_for(cg_node_output(n, 0)->size, CG_PARALLEL_MIN_ELEMENTS, pair_range, &j);
+}
+
+/* ======================================================================================
+ * TanhGrad(y, g) = g (1 - y^2);  dy = -2 y g ddx,  dg = TanhGrad(y, ddx)
+ * ==================================================================================== */
+
+CG_VECTOR_CLONES
+static void tanh_grad_f32(const float *restrict y, const float *restrict g, float *restrict out,
+                          int64_t n)
+{
+  for (int64_t i = 0; i < n; i++) out[i] = g[i] * (1.0f - y[i] * y[i]);
+}
+
+static cg_status tanh_grad_run(cg_node *n)
+{
+  if (cg_node_input(n, 0)->dtype == CG_F32) {
+    run_pair_f32(n, tanh_grad_f32);
+    return CG_OK;
+  }
+  const double *y = CG_F64P(cg_node_input(n, 0)), *g = CG_F64P(cg_node_input(n, 1));
+  double *out = CG_F64P(cg_node_output(n, 0));
+  for (int64_t i = 0; i < cg_node_output(n, 0)->size; i++) out[i] = g[i] * (1.0 - y[i] * y[i]);
+  return CG_OK;
+}
+
+static cg_status tanh_grad_grad(const cg_node *op, cg_tensor *const *dy, cg_tensor **dx,
+                                void *user)
+{
+  cg_tensor *y = cg_node_input(op, 0), *g = cg_node_input(op, 1);
+  if (cg_node_needs_input_grad(op, 0) &&
+      !(dx[0] = cg_mul(dy[0], cg_mul(cg_scalar_like(y, -2.0), cg_mul(y, g)))))
+    return cg_status_of(NULL);
+  if (cg_node_needs_input_grad(op, 1) && !(dx[1] = cg__tanh_grad(y, dy[0]))) return cg_status_of(NULL);
+  return CG_OK;
+}
+
+static const cg_op_def tanh_grad_def = {"TanhGrad", 2, same_float_pair_infer, tanh_grad_run, 0, NULL};
+
+cg_tensor *cg__tanh_grad(cg_tensor *y, cg_tensor *g) { return cg_apply2(&tanh_grad_def, y, g, NULL); }
+
+/* ======================================================================================
+ * ReluGrad(g, x) = g (x > 0);  dg = ReluGrad(ddx, x), x gets none (piecewise constant)
+ * The mask multiplies, as Relu's composite gradient did: NaN in g stays NaN.
+ * ==================================================================================== */
+
+CG_VECTOR_CLONES
+static void relu_grad_f32(const float *restrict g, const float *restrict x, float *restrict out,
+                          int64_t n)
+{
+  for (int64_t i = 0; i < n; i++) out[i] = g[i] * (x[i] > 0 ? 1.0f : 0.0f);
+}
+
+static cg_status relu_grad_run(cg_node *n)
+{
+  if (cg_node_input(n, 0)->dtype == CG_F32) {
+    run_pair_f32(n, relu_grad_f32);
+    return CG_OK;
+  }
+  const double *g = CG_F64P(cg_node_input(n, 0)), *x = CG_F64P(cg_node_input(n, 1));
+  double *out = CG_F64P(cg_node_output(n, 0));
+  for (int64_t i = 0; i < cg_node_output(n, 0)->size; i++) out[i] = g[i] * (x[i] > 0 ? 1.0 : 0.0);
+  return CG_OK;
+}
+
+static cg_status relu_grad_grad(const cg_node *op, cg_tensor *const *dy, cg_tensor **dx,
+                                void *user)
+{
+  if (cg_node_needs_input_grad(op, 0) && !(dx[0] = cg__relu_grad(dy[0], cg_node_input(op, 1))))
+    return cg_status_of(NULL);
+  return CG_OK;
+}
+
+static const cg_op_def relu_grad_def = {"ReluGrad", 2, same_float_pair_infer, relu_grad_run, 0, NULL};
+
+cg_tensor *cg__relu_grad(cg_tensor *g, cg_tensor *x) { return cg_apply2(&relu_grad_def, g, x, NULL); }
+
+cg_status cg__register_unary_grad_ops(void)
+{
+  cg_status st = cg__register_builtin(&tanh_grad_def, tanh_grad_grad);
+  return st != CG_OK ? st : cg__register_builtin(&relu_grad_def, relu_grad_grad);
+}
