@@ -1,7 +1,7 @@
 /* test_fast_kernels.c - the fast kernels of the performance work against their plain
  * references, on sizes large enough to take the vectorised and multi-threaded paths: f32
  * tanh against libm in double, Relu's NaN and signed zero, element-wise and broadcast ops
- * split over threads, BiasAdd, BroadcastLike, column and row sums, max pooling and its
+ * split over threads, BiasAdd, AddN, BroadcastLike, column and row sums, max pooling and its
  * gradient (f32 fast path against the general f64 one), the direct and GEMM convolutions
  * against the reference loops, Adam on a large variable, and the byte-backed MNIST batcher
  * against the f32 one. */
@@ -100,6 +100,22 @@ static void binary_ops_split_over_threads(void **state)
   for (int64_t i = 0; i < rows[0] * rows[1]; i++) {
     assert_true(diff[i] == ms[i] - vs[i % 300]);
     assert_true(biased[i] == ms[i] + vs[i % 300]);
+  }
+}
+
+/* AddN of many parts (a gradient accumulated over a long tape), blocks over threads: each
+ * element still adds its inputs in input order, so the bits are those of a plain loop. */
+static void add_n_of_many_parts(void **state)
+{
+  enum { PARTS = 300 };
+  int64_t shape[2] = {64, 65};
+  cg_tensor *parts[PARTS];
+  for (int i = 0; i < PARTS; i++) parts[i] = cg_random_uniform(CG_F32, 2, shape, -1, 1, 40 + (uint64_t)i);
+  const float *sum = float_data(cg_add_n(parts, PARTS));
+  for (int64_t e = 0; e < 64 * 65; e++) {
+    float want = float_data(parts[0])[e];
+    for (int i = 1; i < PARTS; i++) want += float_data(parts[i])[e];
+    assert_true(sum[e] == want);
   }
 }
 
@@ -302,6 +318,7 @@ int main(void)
       cgt_test(tanh_within_two_ulp),
       cgt_test(tanh_and_relu_ops_on_large_tensors),
       cgt_test(binary_ops_split_over_threads),
+      cgt_test(add_n_of_many_parts),
       cgt_test(broadcast_like_copies_and_fills),
       cgt_test(column_sums_match_double_sums),
       cgt_test(row_sums_match_double_sums),

@@ -207,13 +207,18 @@ static cg_status conform(const cg_node *n, int j, cg_tensor *g, cg_tensor **out)
   if (g->dtype != x->dtype)
     return cg_set_error(CG_EUSER, "%s: the gradient for input %d has dtype %s, expected %s (the input's)",
                         n->type, j, cg_dtype_name(g->dtype), cg_dtype_name(x->dtype));
-  if (!cg__shape_equal(g->ndim, g->shape, x->ndim, x->shape)) {
+  bool unknown = false; /* graph dims known only at run time: SumLike decides then */
+  for (int d = 0; d < g->ndim; d++) unknown |= g->shape[d] < 0;
+  for (int d = 0; d < x->ndim; d++) unknown |= x->shape[d] < 0;
+  if (unknown) {
+    g = cg__sum_like(g, (cg_tensor *)x);
+  } else if (!cg__shape_equal(g->ndim, g->shape, x->ndim, x->shape)) {
     if (!reducible_to(g, x->ndim, x->shape))
       return cg_set_error(CG_EUSER, "%s: the gradient for input %d has shape %s, expected %s (the input's)",
                           n->type, j, cg_shape_str(g, gs, sizeof gs), cg_shape_str(x, xs, sizeof xs));
     g = cg__sum_to_shape(g, (cg_tensor *)x);
-    if (!g) return cg_last_status();
   }
+  if (!g) return cg_last_status();
   *out = cg_retain(g);
   return CG_OK;
 }
@@ -247,10 +252,13 @@ static cg_status call_gradient(const cg_node *n, cg_tensor *const *dy, cg_tensor
     cg_grad_fn fn;
     void *user;
     cg__gradient_snapshot(n->grad, &fn, &user); /* consistent even while it is replaced */
-    char who[160];
-    snprintf(who, sizeof who, "%s: gradient function '%s'", n->type, rule);
     cg_callback_guard guard = cg__guard_begin();
     st = fn(n, dy, dx, user);
+    char who[160] = ""; /* formatted only when something is reported */
+    cg_thread_state *ts = cg__tls();
+    if (st != CG_OK || ts->n_scopes != guard.n_scopes || ts->n_tapes != guard.n_tapes ||
+        ts->paused != guard.paused || ts->n_overrides != guard.n_overrides || ts->graph != guard.graph)
+      snprintf(who, sizeof who, "%s: gradient function '%s'", n->type, rule);
     st = cg__guard_end(&guard, who, st);
   }
   if (once) cg_resume_recording();

@@ -23,7 +23,10 @@ static inline __attribute__((always_inline)) vec16 load16(const float *p)
   return v;
 }
 
-static inline __attribute__((always_inline)) void store16(float *p, vec16 v) { memcpy(p, &v, sizeof v); }
+static inline __attribute__((always_inline)) void store16(float *p, vec16 v)
+{
+  memcpy(p, &v, sizeof v);
+}
 
 /* The input row (or column) that output o's tap k reads, or -1 inside the padding. */
 static inline int64_t tap_at(int64_t o, int64_t k, int64_t stride, int64_t dilation, int64_t pad,

@@ -2,6 +2,7 @@
  * StopGradient, ZerosLike, OnesLike, AddN, Gather with its gradient UnsortedSegmentSum,
  * and OneHot. Index values are checked inside the kernels, where the data decides. */
 #include "kernel.h"
+#include "parallel.h"
 #include <inttypes.h>
 
 /* ======================================================================================
@@ -324,22 +325,44 @@ static cg_status add_n_infer(cg_node *n)
   return cg_node_set_output(n, 0, x0->dtype, x0->ndim, x0->shape);
 }
 
-/* One pass over y: each block is summed while it sits in cache, then left alone. */
+/* One pass over y: each block is summed while it sits in cache, then left alone. Blocks
+ * are independent (each element adds its inputs in input order), so they are spread over
+ * the threads: a gradient summed from 1000 parts reads 1000 tensors, and two cores read
+ * them faster than one. */
 enum { ADD_N_BLOCK = 2048 };
 
-static cg_status add_n_run(cg_node *n)
+CG_VECTOR_CLONES
+static void add_into_f32(float *restrict y, const float *restrict x, int64_t n)
 {
+  for (int64_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+static void add_n_blocks(void *ctx, int64_t first, int64_t last)
+{
+  const cg_node *n = ctx;
   int count = cg_node_num_inputs(n);
   cg_tensor *y = cg_node_output(n, 0);
   size_t elem = cg_dtype_size(y->dtype);
   char *out = y->data;
-  for (int64_t begin = 0; begin < y->size; begin += ADD_N_BLOCK) {
+  for (int64_t blk = first; blk < last; blk++) {
+    int64_t begin = blk * ADD_N_BLOCK;
     int64_t len = y->size - begin < ADD_N_BLOCK ? y->size - begin : ADD_N_BLOCK;
     size_t offset = (size_t)begin * elem;
     memcpy(out + offset, (const char *)cg_node_input(n, 0)->data + offset, (size_t)len * elem);
-    for (int i = 1; i < count; i++)
-      add_into(y->dtype, out + offset, (const char *)cg_node_input(n, i)->data + offset, len);
+    for (int i = 1; i < count; i++) {
+      const char *x = (const char *)cg_node_input(n, i)->data + offset;
+      if (y->dtype == CG_F32) add_into_f32((float *)(void *)(out + offset), (const float *)(const void *)x, len);
+      else add_into(y->dtype, out + offset, x, len);
+    }
   }
+}
+
+static cg_status add_n_run(cg_node *n)
+{
+  cg_tensor *y = cg_node_output(n, 0);
+  int64_t blocks = (y->size + ADD_N_BLOCK - 1) / ADD_N_BLOCK;
+  int64_t reads = (int64_t)cg_node_num_inputs(n) * ADD_N_BLOCK; /* elements read per block */
+  cg__parallel_for(blocks, CG_PARALLEL_MIN_ELEMENTS / reads + 1, add_n_blocks, n);
   return CG_OK;
 }
 

@@ -92,7 +92,8 @@ static unsigned long long wait_for_job(unsigned long long seen)
   if (n != seen) return n;
   pthread_mutex_lock(&pool.sleep_lock);
   atomic_fetch_add(&pool.sleepers, 1);
-  while ((n = JOB_NUMBER(atomic_load(&pool.job))) == seen) pthread_cond_wait(&pool.wake, &pool.sleep_lock);
+  while ((n = JOB_NUMBER(atomic_load(&pool.job))) == seen)
+    pthread_cond_wait(&pool.wake, &pool.sleep_lock);
   atomic_fetch_sub(&pool.sleepers, 1);
   pthread_mutex_unlock(&pool.sleep_lock);
   return n;
@@ -212,7 +213,8 @@ typedef struct {
 static void range_part(void *ctx, int part, int parts)
 {
   const range_job *j = ctx;
-  int64_t begin = cg__split_point(j->n, part, parts, 16), end = cg__split_point(j->n, part + 1, parts, 16);
+  int64_t begin = cg__split_point(j->n, part, parts, 16);
+  int64_t end = cg__split_point(j->n, part + 1, parts, 16);
   if (begin < end) j->fn(j->ctx, begin, end);
 }
 
