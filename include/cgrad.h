@@ -295,6 +295,14 @@ CG_API cg_tensor *cg_max_pool2d_grad(cg_tensor *x, cg_tensor *dy, const int ksiz
 CG_API cg_tensor *cg_avg_pool2d_grad(const int64_t input_shape[4], cg_tensor *dy, const int ksize[2],
                                      const int strides[2], cg_padding padding);
 
+/* Threads the kernels use (large element-wise ops, reductions, convolutions, GEMMs): n > 0
+ * sets it, n <= 0 restores the default (CGRAD_NUM_THREADS, else the cores this process may
+ * run on); at most 64. Results do not depend on it: every kernel cuts its work into pieces
+ * chosen from the shapes alone and adds partial results in a fixed order, so values and
+ * gradients are bitwise the same for any thread count. Process-wide. */
+CG_API cg_status cg_set_num_threads(int n);
+CG_API int cg_num_threads(void);
+
 /* ======================================================================================
  * The op registry: define ops in C, call any op by name
  * ==================================================================================== */

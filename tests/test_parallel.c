@@ -1,7 +1,8 @@
 /* test_parallel.c - the thread pool and the split GEMM (src/ops/parallel.c, gemm.c): every
- * range covered once, nested and concurrent callers, a forked child, and GEMMs split over
- * threads against one single-threaded call (OpenBLAS's last bits depend on the shape of a
- * call, so the split agrees to rounding), the same bits on every run, for every transpose. */
+ * range covered once in pieces that do not depend on the thread count, nested and
+ * concurrent callers, a forked child, and GEMMs cut into parts against one single-threaded
+ * call (OpenBLAS's last bits depend on the shape of a call, so the parts agree to
+ * rounding), the same bits on every run and for every thread count, for every transpose. */
 #include "util.h"
 #include "ops/parallel.h"
 #include <cblas.h>
@@ -29,6 +30,15 @@ static void mark_range(void *ctx, int64_t begin, int64_t end)
   for (int64_t i = begin; i < end; i++) atomic_fetch_add(&c->hits[i], 1);
 }
 
+/* How many pieces cg__parallel_for cuts n into: of at least min (and at most 255 of them),
+ * a multiple of 16 but the last. */
+static int64_t pieces_of(int64_t n, int64_t min)
+{
+  int64_t chunk = (n + 254) / 255 > min ? (n + 254) / 255 : min;
+  chunk = (chunk + 15) / 16 * 16;
+  return (n + chunk - 1) / chunk;
+}
+
 static void every_index_once(void **state)
 {
   const int64_t sizes[] = {1, 15, 16, 17, 100000, 131071, 1 << 18};
@@ -37,14 +47,41 @@ static void every_index_once(void **state)
     cover c = {calloc((size_t)n, sizeof(atomic_int)), 0};
     cg__parallel_for(n, 1024, mark_range, &c);
     for (int64_t i = 0; i < n; i++) assert_int_equal(atomic_load(&c.hits[i]), 1);
-    /* small work stays on one call; large work is split when there are threads */
-    if (n < 2048) assert_int_equal(atomic_load(&c.calls), 1);
-    else assert_int_equal(atomic_load(&c.calls), cg__threads() < n / 1024 ? cg__threads() : n / 1024);
+    assert_int_equal(atomic_load(&c.calls), pieces_of(n, 1024)); /* small work is one call */
     free(c.hits);
   }
   cover none = {NULL, 0};
   cg__parallel_for(0, 1, mark_range, &none);
   assert_int_equal(atomic_load(&none.calls), 0);
+}
+
+/* The pieces a loop is cut into, whatever the thread count. */
+typedef struct {
+  atomic_llong begins; /* sum of begin * 31 + end over the pieces: a fingerprint */
+  atomic_int calls;
+} pieces;
+
+static void note_piece(void *ctx, int64_t begin, int64_t end)
+{
+  pieces *p = ctx;
+  atomic_fetch_add(&p->begins, begin * 31 + end);
+  atomic_fetch_add(&p->calls, 1);
+}
+
+static void pieces_do_not_depend_on_threads(void **state)
+{
+  const int64_t sizes[] = {5000, 100000, 1 << 20};
+  for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+    pieces one = {0}, many = {0};
+    assert_int_equal(cg_set_num_threads(1), CG_OK);
+    cg__parallel_for(sizes[s], 1000, note_piece, &one);
+    assert_int_equal(cg_set_num_threads(3), CG_OK);
+    cg__parallel_for(sizes[s], 1000, note_piece, &many);
+    assert_int_equal(atomic_load(&one.calls), atomic_load(&many.calls));
+    assert_true(atomic_load(&one.begins) == atomic_load(&many.begins));
+    assert_true(atomic_load(&one.calls) > 1);
+  }
+  assert_int_equal(cg_set_num_threads(0), CG_OK);
 }
 
 static void split_points_are_aligned(void **state)
@@ -60,7 +97,8 @@ static void split_points_are_aligned(void **state)
   }
 }
 
-/* A part that starts another parallel loop: the inner one runs on the part's thread. */
+/* A part that starts another parallel loop: the inner one runs on the part's thread, in
+ * the same pieces as anywhere else. */
 static void nested_part(void *ctx, int part, int parts)
 {
   cover *c = ctx;
@@ -74,7 +112,7 @@ static void nested_jobs_run_inline(void **state)
   for (int p = 0; p < PARTS; p++) c[p] = (cover){calloc(1 << 16, sizeof(atomic_int)), 0};
   cg__parallel_parts(PARTS, nested_part, c);
   for (int p = 0; p < PARTS; p++) {
-    assert_int_equal(atomic_load(&c[p].calls), 1);
+    assert_int_equal(atomic_load(&c[p].calls), pieces_of(1 << 16, 1));
     for (int i = 0; i < 1 << 16; i++) assert_int_equal(atomic_load(&c[p].hits[i]), 1);
     free(c[p].hits);
   }
@@ -154,8 +192,13 @@ static void split_gemm_matches_one_call(void **state)
       memcpy(again, c, bytes);
       int lda = (int)(ta ? m : k), ldb = (int)(tb ? k : n);
       cg__gemm(CG_F32, ta, tb, m, n, k, a, lda, b, ldb, 0.5, c, n); /* also sets BLAS to 1 thread */
-      cg__gemm(CG_F32, ta, tb, m, n, k, a, lda, b, ldb, 0.5, again, n);
-      assert_memory_equal(c, again, bytes);
+      for (int threads = 1; threads <= 3; threads++) { /* the same bits however many threads */
+        memcpy(again, want, bytes);
+        assert_int_equal(cg_set_num_threads(threads), CG_OK);
+        cg__gemm(CG_F32, ta, tb, m, n, k, a, lda, b, ldb, 0.5, again, n);
+        assert_memory_equal(c, again, bytes);
+      }
+      assert_int_equal(cg_set_num_threads(0), CG_OK);
       cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                   (int)m, (int)n, (int)k, 1.0f, a, lda, b, ldb, 0.5f, want, (int)n);
       for (int64_t i = 0; i < m * n; i++) assert_true(fabsf(c[i] - want[i]) <= 1e-5f * (float)k);
@@ -188,7 +231,8 @@ static void blas_uses_avx512_where_it_can(void **state)
 int main(void)
 {
   const struct CMUnitTest tests[] = {
-      cgt_test(every_index_once),         cgt_test(split_points_are_aligned),
+      cgt_test(every_index_once),         cgt_test(pieces_do_not_depend_on_threads),
+      cgt_test(split_points_are_aligned),
       cgt_test(nested_jobs_run_inline),   cgt_test(concurrent_callers),
       cgt_test(forked_child_has_a_pool),  cgt_test(split_gemm_matches_one_call),
       cgt_test(blas_uses_avx512_where_it_can),

@@ -1,7 +1,7 @@
 /* gemm.c - cg__gemm (parallel.h): the one way MatMul and the convolutions call BLAS. Large
- * products are split by rows or columns of C over the thread pool, each part a
- * single-threaded OpenBLAS call; on first use OpenBLAS is set to one thread and, on CPUs
- * with AVX-512 that it does not know, to its AVX-512 kernels. */
+ * products are split by rows or columns of C into parts chosen from the shape alone, each a
+ * single-threaded OpenBLAS call, which the thread pool shares out; on first use OpenBLAS is
+ * set to one thread and, on CPUs with AVX-512 that it does not know, to its AVX-512 kernels. */
 #include "parallel.h"
 #include <cblas.h>
 #include <dlfcn.h>
@@ -12,6 +12,12 @@
 /* A product below this many flops is one call on the calling thread (about 10 us). */
 #define GEMM_PARALLEL_MIN_FLOPS 2e6
 #define GEMM_SPLIT_ALIGN 16 /* rows / columns per part: a multiple of OpenBLAS's tiles */
+/* More parts than two only while each keeps this much work and this many rows / columns:
+   every part packs its own copy of the shared operand, and each doubling of the parts cost
+   3-4% of a 51 MFLOP product here (128x784x256, one thread). */
+#define GEMM_PART_MIN_FLOPS 16e6
+#define GEMM_PART_MIN_EXTENT 64
+#define GEMM_MAX_PARTS 16
 
 /* OpenBLAS 0.3.21 (Debian 12) predates AMD's Zen 4 and 5 and runs its AVX2 (Haswell)
  * kernels there; later releases choose the AVX-512 (SkylakeX) kernels on any CPU with
@@ -95,6 +101,19 @@ static void gemm_part(void *ctx, int part, int parts)
   gemm_run(&p);
 }
 
+/* How many parts a product is cut into: from its shape alone, never from the thread count,
+ * because OpenBLAS's last bits depend on the shape of each call (its kernels treat edge tiles
+ * differently): the same parts on one thread or many give the same bits. */
+static int gemm_parts(double flops, int64_t extent)
+{
+  if (flops < GEMM_PARALLEL_MIN_FLOPS || extent < 2 * GEMM_SPLIT_ALIGN) return 1;
+  int parts = 2;
+  while (parts < GEMM_MAX_PARTS && flops / (2 * parts) >= GEMM_PART_MIN_FLOPS &&
+         extent / (2 * parts) >= GEMM_PART_MIN_EXTENT)
+    parts *= 2;
+  return parts;
+}
+
 void cg__gemm(cg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
               const void *a, int64_t lda, const void *b, int64_t ldb, double beta, void *c,
               int64_t ldc)
@@ -105,8 +124,7 @@ void cg__gemm(cg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, 
   bool split_rows = m >= n;
   gemm_call g = {dtype, trans_a, trans_b, m, n, k, lda, ldb, ldc, a, b, c, beta, split_rows,
                  split_rows ? m : n};
-  int parts = 2.0 * (double)m * (double)n * (double)k < GEMM_PARALLEL_MIN_FLOPS ? 1 : cg__threads();
-  if (g.extent / GEMM_SPLIT_ALIGN < parts) parts = (int)(g.extent / GEMM_SPLIT_ALIGN);
+  int parts = gemm_parts(2.0 * (double)m * (double)n * (double)k, g.extent);
   if (parts <= 1) gemm_run(&g);
   else cg__parallel_parts(parts, gemm_part, &g);
 }

@@ -7,11 +7,13 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
 #define MAX_THREADS 64
+#define MAX_PIECES 255 /* parts of one job (the job word holds 8 bits) */
 #define SPIN_PAUSES 2000          /* the caller's polls before it yields, waiting for parts */
 #define SPIN_BUSY_NS 200000       /* an idle worker polls this long, keeping its core: the   */
                                   /* gaps between a step's jobs are shorter than that       */
@@ -29,17 +31,20 @@ static struct {
   pthread_mutex_t busy;       /* held by the one caller whose job runs                     */
   pthread_mutex_t sleep_lock; /* with wake: where idle workers sleep                       */
   pthread_cond_t wake;
+  pthread_cond_t resized;     /* with sleep_lock: the thread limit changed                  */
   atomic_int started;         /* workers running (0 until first use)                       */
-  int threads;                /* workers + the caller                                      */
+  int threads;                /* workers + the caller (under start_lock)                   */
+  atomic_int limit;           /* threads that take parts (cg_set_num_threads)              */
   atomic_ullong job;
   atomic_int sleepers;
   atomic_int done;            /* parts of the current job finished                         */
   cg_part_fn fn;
   void *ctx;
 } pool = {.busy = PTHREAD_MUTEX_INITIALIZER, .sleep_lock = PTHREAD_MUTEX_INITIALIZER,
-          .wake = PTHREAD_COND_INITIALIZER};
+          .wake = PTHREAD_COND_INITIALIZER, .resized = PTHREAD_COND_INITIALIZER};
 
 static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
+static int requested; /* cg_set_num_threads's n (0: the default); kept across fork */
 static _Thread_local bool in_part; /* this thread is running a part: no nested jobs */
 
 static inline void cpu_relax(void)
@@ -99,11 +104,20 @@ static unsigned long long wait_for_job(unsigned long long seen)
   return n;
 }
 
+/* Worker `index` (1 .. threads-1; the caller is 0) takes parts only while the thread
+ * count set by cg_set_num_threads leaves room for it. */
 static void *worker(void *arg)
 {
+  int index = (int)(intptr_t)arg;
   unsigned long long seen = JOB_NUMBER(atomic_load(&pool.job));
   in_part = true; /* everything a worker runs is a part */
   for (;;) {
+    if (index >= atomic_load_explicit(&pool.limit, memory_order_relaxed)) {
+      pthread_mutex_lock(&pool.sleep_lock); /* parked until the count grows again */
+      while (index >= atomic_load(&pool.limit)) pthread_cond_wait(&pool.resized, &pool.sleep_lock);
+      pthread_mutex_unlock(&pool.sleep_lock);
+      seen = JOB_NUMBER(atomic_load(&pool.job));
+    }
     seen = wait_for_job(seen);
     run_parts_of(seen);
   }
@@ -128,38 +142,66 @@ static void forget_workers(void)
   pthread_mutex_init(&pool.busy, NULL);
   pthread_mutex_init(&pool.sleep_lock, NULL);
   pthread_cond_init(&pool.wake, NULL);
+  pthread_cond_init(&pool.resized, NULL);
   pthread_mutex_init(&start_lock, NULL);
   atomic_store(&pool.started, 0);
   atomic_store(&pool.sleepers, 0);
   pool.threads = 0;
+  atomic_store(&pool.limit, 0);
 }
 
-/* Starts the workers once; returns the pool's thread count (1 if none could start). */
-static int start_pool(void)
+/* Starts workers until the pool has `want` threads (the caller counted); returns how many
+ * it has (fewer when the system refuses more). */
+static int grow_pool(int want)
 {
-  if (atomic_load_explicit(&pool.started, memory_order_acquire)) return pool.threads;
   pthread_mutex_lock(&start_lock);
+  static bool registered;
+  if (!registered) registered = pthread_atfork(NULL, NULL, forget_workers) == 0;
+  if (pool.threads < 1) pool.threads = 1;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 256 * 1024);
+  for (; pool.threads < want; pool.threads++) {
+    pthread_t t;
+    if (pthread_create(&t, &attr, worker, (void *)(intptr_t)pool.threads) != 0) break;
+  }
+  pthread_attr_destroy(&attr);
+  int threads = pool.threads;
   if (!atomic_load(&pool.started)) {
-    static bool registered;
-    if (!registered) registered = pthread_atfork(NULL, NULL, forget_workers) == 0;
-    int want = wanted_threads(), threads = 1;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 256 * 1024);
-    for (; threads < want; threads++) {
-      pthread_t t;
-      if (pthread_create(&t, &attr, worker, NULL) != 0) break;
-    }
-    pthread_attr_destroy(&attr);
-    pool.threads = threads;
+    int want = requested > 0 ? requested : wanted_threads();
+    atomic_store(&pool.limit, want < threads ? want : threads);
     atomic_store_explicit(&pool.started, 1, memory_order_release);
   }
   pthread_mutex_unlock(&start_lock);
-  return pool.threads;
+  return threads;
+}
+
+/* Starts the workers on first use; returns the threads kernels may use now. */
+static int start_pool(void)
+{
+  if (!atomic_load_explicit(&pool.started, memory_order_acquire)) grow_pool(wanted_threads());
+  return atomic_load_explicit(&pool.limit, memory_order_relaxed);
 }
 
 int cg__threads(void) { return in_part ? 1 : start_pool(); }
+
+cg_status cg_set_num_threads(int n)
+{
+  if (n > MAX_THREADS)
+    return cg_set_error(CG_EINVAL, "cg_set_num_threads: %d threads asked for, at most %d", n, MAX_THREADS);
+  pthread_mutex_lock(&start_lock);
+  requested = n > 0 ? n : 0;
+  pthread_mutex_unlock(&start_lock);
+  int want = n > 0 ? n : wanted_threads(), have = grow_pool(want);
+  pthread_mutex_lock(&pool.sleep_lock);
+  atomic_store(&pool.limit, want < have ? want : have);
+  pthread_cond_broadcast(&pool.resized);
+  pthread_mutex_unlock(&pool.sleep_lock);
+  return CG_OK;
+}
+
+int cg_num_threads(void) { return start_pool(); }
 
 static void run_serially(int parts, cg_part_fn fn, void *ctx)
 {
@@ -171,7 +213,7 @@ static void run_serially(int parts, cg_part_fn fn, void *ctx)
 
 void cg__parallel_parts(int parts, cg_part_fn fn, void *ctx)
 {
-  if (parts <= 1 || parts > 255 || in_part || start_pool() < 2 ||
+  if (parts <= 1 || parts > 255 || cg__threads() < 2 ||
       pthread_mutex_trylock(&pool.busy) != 0) {
     run_serially(parts, fn, ctx);
     return;
@@ -205,7 +247,7 @@ int64_t cg__split_point(int64_t n, int part, int parts, int64_t align)
 }
 
 typedef struct {
-  int64_t n;
+  int64_t n, chunk;
   cg_range_fn fn;
   void *ctx;
 } range_job;
@@ -213,21 +255,22 @@ typedef struct {
 static void range_part(void *ctx, int part, int parts)
 {
   const range_job *j = ctx;
-  int64_t begin = cg__split_point(j->n, part, parts, 16);
-  int64_t end = cg__split_point(j->n, part + 1, parts, 16);
-  if (begin < end) j->fn(j->ctx, begin, end);
+  int64_t begin = part * j->chunk, end = begin + j->chunk < j->n ? begin + j->chunk : j->n;
+  j->fn(j->ctx, begin, end);
 }
 
 void cg__parallel_for(int64_t n, int64_t min_per_thread, cg_range_fn fn, void *ctx)
 {
   if (n <= 0) return;
-  int64_t most = n / (min_per_thread > 0 ? min_per_thread : 1);
-  int threads = most < 2 ? 1 : cg__threads();
-  if (most < threads) threads = (int)most;
-  if (threads <= 1) {
+  /* Pieces of at least min_per_thread, a multiple of 16, at most MAX_PIECES of them: chosen
+     from n alone, so a kernel sees the same ranges whatever the thread count. */
+  int64_t chunk = min_per_thread > 1 ? min_per_thread : 1, fewest = (n + MAX_PIECES - 1) / MAX_PIECES;
+  if (chunk < fewest) chunk = fewest;
+  chunk = (chunk + 15) / 16 * 16;
+  if (chunk >= n) {
     fn(ctx, 0, n);
     return;
   }
-  range_job j = {n, fn, ctx};
-  cg__parallel_parts(threads, range_part, &j);
+  range_job j = {n, chunk, fn, ctx};
+  cg__parallel_parts((int)((n + chunk - 1) / chunk), range_part, &j);
 }

@@ -21,7 +21,8 @@
 #define CG_VECTOR_CLONES
 #endif
 
-/* Threads the pool uses: CGRAD_NUM_THREADS, else the cores this process may run on. */
+/* Threads kernels may use now (cg_set_num_threads; by default CGRAD_NUM_THREADS, else the
+ * cores this process may run on); 1 inside a part. */
 int cg__threads(void);
 
 /* fn(ctx, part, parts) for part = 0 .. parts-1, spread over the pool (the calling thread
@@ -30,10 +31,11 @@ int cg__threads(void);
 typedef void (*cg_part_fn)(void *ctx, int part, int parts);
 void cg__parallel_parts(int parts, cg_part_fn fn, void *ctx);
 
-/* fn(ctx, begin, end) over consecutive ranges that cover [0, n) exactly once, one per
- * thread when n >= 2 * min_per_thread (elements a thread should get at least). Bounds are
- * multiples of 16 (but the last), so no two threads write one cache line of a float array.
- * Element-wise kernels give the same result whatever the split. */
+/* fn(ctx, begin, end) over consecutive ranges that cover [0, n) exactly once: pieces of at
+ * least min_per_thread elements (rows, images: whatever the caller counts), shared out over
+ * the threads. The pieces depend on n and min_per_thread alone, never on the thread count,
+ * so a kernel computes the same bits on one thread or many. Bounds are multiples of 16 (but
+ * the last), so no two threads write one cache line of a float array. */
 typedef void (*cg_range_fn)(void *ctx, int64_t begin, int64_t end);
 void cg__parallel_for(int64_t n, int64_t min_per_thread, cg_range_fn fn, void *ctx);
 
@@ -41,9 +43,9 @@ void cg__parallel_for(int64_t n, int64_t min_per_thread, cg_range_fn fn, void *c
 int64_t cg__split_point(int64_t n, int part, int parts, int64_t align);
 
 /* Row-major C[m,n] = op(A)[m,k] op(B)[k,n] + beta C with op = transpose when asked; float
- * (f32) or double (f64) data as dtype says. Large products are split over the threads by
- * rows or columns of C, each part one single-threaded OpenBLAS call, so every element of C
- * is computed the same way however it is split. Sizes must fit BLAS's int. */
+ * (f32) or double (f64) data as dtype says. Large products are cut by rows or columns of C
+ * into parts chosen from the shape alone, each one single-threaded OpenBLAS call shared out
+ * over the threads, so C's bits do not depend on the thread count. Sizes must fit BLAS's int. */
 void cg__gemm(cg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
               const void *a, int64_t lda, const void *b, int64_t ldb, double beta, void *c,
               int64_t ldc);

@@ -29,8 +29,8 @@ static void usage(FILE *f)
              "  --steps N    W3, W4: timed steps (default 30 and 40)\n"
              "  --data DIR   MNIST-format files (default /usr/share/datasets/fashion-mnist)\n"
              "  --quick      a few steps of each: checks that they run, measures nothing\n\n"
-             "Output: one line per figure, \"key value unit  what\". Threads: OMP_NUM_THREADS\n"
-             "(default: all cores).\n");
+             "Output: one line per figure, \"key value unit  what\". Threads: CGRAD_NUM_THREADS\n"
+             "(default: all cores); the figures' values do not depend on it, only their speed.\n");
 }
 
 /* Runs workload i in a child process; returns its exit status (0: success). */
