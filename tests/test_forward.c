@@ -283,6 +283,104 @@ static void hessian_matches_reverse_over_reverse(void **state)
   }
 }
 
+/* A small CNN with max and average pooling: f(x, w) = sum(tanh(pool(conv(x, w)))^2). Its
+ * gradient holds MaxPool2DGrad, whose gradient is MaxPool2DGradGrad; a function holding f's
+ * gradient (a gradient penalty) needs the derivative of that too: third order. */
+static cg_tensor *pooled_cnn(cg_tensor *const *x, int n, void *user)
+{
+  const int s1[2] = {1, 1}, k2[2] = {2, 2};
+  cg_tensor *c = cg_conv2d(x[0], x[1], s1, CG_PAD_SAME, NULL);
+  cg_tensor *p = cg_add(cg_max_pool2d(c, k2, k2, CG_PAD_VALID), cg_avg_pool2d(c, k2, k2, CG_PAD_VALID));
+  return cg_sum(cg_square(cg_tanh(p)), NULL, 0, 0);
+}
+
+/* |grad f(x, w)|^2 (f's gradient taken on a tape inside) */
+static cg_tensor *gradient_penalty(cg_tensor *const *x, int n, void *user)
+{
+  cg_tensor *g[2], *total = NULL;
+  cg_tape *tape = cg_tape_begin(0);
+  for (int i = 0; i < n; i++) cg_tape_watch(tape, x[i]);
+  cg_tensor *fx = pooled_cnn(x, n, user);
+  cg_tape_end(tape);
+  if (cg_tape_gradient(tape, fx, x, n, g, NULL) == CG_OK)
+    total = cg_add(cg_sum(cg_square(g[0]), NULL, 0, 0), cg_sum(cg_square(g[1]), NULL, 0, 0));
+  cg_tape_free(tape);
+  return total;
+}
+
+/* pooled_cnn in the filter alone; user: the image */
+static cg_tensor *filter_only(cg_tensor *const *w, int n, void *user)
+{
+  cg_tensor *x[2] = {user, w[0]};
+  return pooled_cnn(x, 2, NULL);
+}
+
+/* Hv by central differences of tape gradients: (grad f(x + hv) - grad f(x - hv)) / 2h. */
+static void hvp_by_differences(cg_fn f, cg_tensor *const *x, cg_tensor *const *v, cg_tensor **out)
+{
+  const double h = 1e-5;
+  cg_tensor *up[2], *down[2], *gu[2], *gd[2];
+  for (int i = 0; i < 2; i++) {
+    up[i] = cg_add(x[i], cg_mul(v[i], cg_scalar(CG_F64, h)));
+    down[i] = cg_sub(x[i], cg_mul(v[i], cg_scalar(CG_F64, h)));
+  }
+  cg_tape *tu = cg_tape_begin(0), *td = cg_tape_begin(0);
+  for (int i = 0; i < 2; i++) {
+    cg_tape_watch(tu, up[i]);
+    cg_tape_watch(td, down[i]);
+  }
+  cg_tensor *fu = f(up, 2, NULL), *fd = f(down, 2, NULL);
+  cg_tape_end(td);
+  cg_tape_end(tu);
+  assert_int_equal(cg_tape_gradient(tu, fu, up, 2, gu, NULL), CG_OK);
+  assert_int_equal(cg_tape_gradient(td, fd, down, 2, gd, NULL), CG_OK);
+  cg_tape_free(td);
+  cg_tape_free(tu);
+  for (int i = 0; i < 2; i++) out[i] = cg_div(cg_sub(gu[i], gd[i]), cg_scalar(CG_F64, 2 * h));
+}
+
+static double max_abs_diff(cg_tensor *a, cg_tensor *b)
+{
+  return cg_item(cg_max(cg_abs(cg_sub(a, b)), NULL, 0, 0));
+}
+
+static void hvp_through_pooling(void **state)
+{
+  cg_tensor *x[2] = {cg_random_normal(CG_F64, 4, (int64_t[]){2, 4, 4, 1}, 0, 1, 61),
+                     cg_random_normal(CG_F64, 4, (int64_t[]){3, 3, 1, 2}, 0, 0.5, 62)};
+  cg_tensor *v[2] = {normal_like(x[0], 63), normal_like(x[1], 64)}, *hv[2], *ref[2], *num[2];
+  cg_fn fns[2] = {pooled_cnn, gradient_penalty};
+  for (int k = 0; k < 2; k++) {
+    assert_int_equal(cg_hvp(fns[k], NULL, x, v, 2, hv), CG_OK);
+    assert_int_equal(hvp_by_nested_tapes(fns[k], NULL, x, v, 2, ref), CG_OK);
+    hvp_by_differences(fns[k], x, v, num);
+    for (int i = 0; i < 2; i++) {
+      double size = cg_item(cg_max(cg_abs(ref[i]), NULL, 0, 0));
+      if (max_abs_diff(hv[i], ref[i]) > 1e-9 || max_abs_diff(hv[i], num[i]) > 1e-6 * (1 + size))
+        print_error("%s, input %d: forward-over-reverse differs from reverse-over-reverse by %g and "
+                    "from differences by %g\n", k ? "gradient penalty" : "CNN", i,
+                    max_abs_diff(hv[i], ref[i]), max_abs_diff(hv[i], num[i]));
+      assert_true(max_abs_diff(hv[i], ref[i]) <= 1e-9);
+      assert_true(max_abs_diff(hv[i], num[i]) <= 1e-6 * (1 + size));
+    }
+  }
+  /* the Hessian in the filter alone, the image held fixed, against the Jacobian of a gradient */
+  cg_tensor *w = x[1], *g, *h = cg_hessian(filter_only, x[0], w);
+  assert_non_null(h);
+  cg_tape *outer = cg_tape_begin(CG_TAPE_PERSISTENT), *inner = cg_tape_begin(0);
+  cg_tape_watch(outer, w);
+  cg_tape_watch(inner, w);
+  cg_tensor *fw = filter_only(&w, 1, x[0]);
+  cg_tape_end(inner);
+  assert_int_equal(cg_tape_gradient(inner, fw, &w, 1, &g, NULL), CG_OK);
+  cg_tape_end(outer);
+  int64_t n = cg_tensor_size(w), nn[2] = {n, n};
+  cg_tensor *ref_h = cg_tape_jacobian(outer, g, w);
+  cg_tape_free(inner);
+  cg_tape_free(outer);
+  assert_true(max_abs_diff(cg_reshape(h, 2, nn), cg_reshape(ref_h, 2, nn)) <= 1e-9);
+}
+
 /* ======================================================================================
  * Custom gradients in forward mode
  * ==================================================================================== */
@@ -956,6 +1054,7 @@ int main(void)
       test(table_forward_over_reverse),
       test(hessian_of_a_known_function),
       test(hessian_matches_reverse_over_reverse),
+      test(hvp_through_pooling),
       test(custom_jvp_is_used),
       test(linear_custom_op_gradient_by_transposition),
       test(custom_definitions_that_cannot_work),

@@ -206,12 +206,14 @@ static void test_gradient_op_tape_gradients(void **state)
   assert_tensor(grads[1], CG_F64, 4, s1221, means, 1e-12);
 }
 
-static void test_max_pool_grad_grad_is_not_differentiable(void **state)
+/* Third derivatives (a gradient penalty's Hessian) go through MaxPool2DGradGrad. */
+static void test_max_pool_grad_grad_is_differentiable(void **state)
 {
   const cg_op_def *def = cg_find_op("MaxPool2DGradGrad");
   assert_non_null(def);
-  assert_true(def->flags & CG_OP_NOT_DIFFERENTIABLE);
-  assert_false(cg_has_gradient("MaxPool2DGradGrad"));
+  assert_false(def->flags & CG_OP_NOT_DIFFERENTIABLE);
+  assert_true(cg_has_gradient("MaxPool2DGradGrad"));
+  assert_true(cg_has_jvp("MaxPool2DGradGrad"));
 }
 
 /* ======================================================================================
@@ -413,7 +415,7 @@ int main(void)
       cgt_test(test_max_pool_tape_gradient),
       cgt_test(test_avg_pool_tape_gradient),
       cgt_test(test_gradient_op_tape_gradients),
-      cgt_test(test_max_pool_grad_grad_is_not_differentiable),
+      cgt_test(test_max_pool_grad_grad_is_differentiable),
       cgt_test(test_adjoint_identities),
       cgt_test(test_grad_cases),
       cgt_test(test_every_op_has_a_case),

@@ -2,6 +2,7 @@
  * once-differentiable rules, needs_input_grad, non-differentiable outputs, gradient hooks,
  * "why is this gradient NULL?", check on register, and bitwise reproducible gradients. */
 #include "util.h"
+#include "cases.h"
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
@@ -280,6 +281,181 @@ static void check_on_register_catches_a_wrong_rule(void **state)
   cg_set_check_gradients(0);
 }
 
+/* JVP rules too: JvpCube(x) = x^3, whose tangent is 3 x^2 t */
+static int right_rule_runs;
+static cg_status cube_jvp_wrong(const cg_node *op, cg_tensor *const *t, cg_tensor **out, void *user)
+{
+  out[0] = cg_mul(t[0], cg_square(cg_node_input(op, 0))); /* forgot the factor 3 */
+  return cg_status_of(out[0]);
+}
+static cg_status cube_jvp_right(const cg_node *op, cg_tensor *const *t, cg_tensor **out, void *user)
+{
+  right_rule_runs++;
+  out[0] = cg_mul(t[0], cg_mul(cg_scalar_like(t[0], 3), cg_square(cg_node_input(op, 0))));
+  return cg_status_of(out[0]);
+}
+
+static cg_status op_fn(cg_tensor *const *x, int nx, cg_tensor **y, int ny, void *user)
+{
+  y[0] = cg_call(user, x, nx, NULL);
+  return cg_status_of(y[0]);
+}
+
+/* The tangent of op at x (a vector of n values) along ones; NULL on error. */
+static cg_tensor *tangent_at(const char *op, int n, const double *x)
+{
+  cg_tensor *xv = vec(n, x), *t = cg_ones_like(xv), *y, *jv;
+  return cg_jvp(op_fn, (void *)op, &xv, &t, 1, &y, &jv, 1) == CG_OK ? jv : NULL;
+}
+
+static void check_on_register_covers_jvp_rules(void **state)
+{
+  static const cg_op_def def = {"JvpCube", 1, cube_infer, cube_run, 0, NULL};
+  const double x[3] = {2, -1, 0.5};
+  assert_int_equal(cg_register_op(&def, CG_REGISTER_REPLACE), CG_OK);
+  assert_int_equal(cg_register_jvp("JvpCube", cube_jvp_wrong, NULL, CG_REGISTER_REPLACE), CG_OK);
+  cg_set_check_gradients(1);
+  assert_null(tangent_at("JvpCube", 3, x));
+  assert_non_null(strstr(cg_last_error(), "output 0, element ")); /* the worst one, both values */
+  assert_non_null(strstr(cg_last_error(), ": the rule gives "));
+  assert_non_null(strstr(cg_last_error(), ", central differences give "));
+  assert_error(CG_ECHECK, "check on register: the JVP rule of JvpCube disagrees with central differences");
+  assert_tensor(tangent_at("JvpCube", 3, x), CG_F64, 1, (int64_t[]){3}, ((double[]){4, 1, 0.25}), 0);
+
+  /* replacing the rule checks it afresh; a right one passes, once, and its result is used */
+  assert_int_equal(cg_register_jvp("JvpCube", cube_jvp_right, NULL, CG_REGISTER_REPLACE), CG_OK);
+  right_rule_runs = 0;
+  assert_tensor(tangent_at("JvpCube", 3, x), CG_F64, 1, (int64_t[]){3}, ((double[]){12, 3, 0.75}), 0);
+  assert_int_equal(right_rule_runs, 2); /* the check, then the call itself */
+  assert_tensor(tangent_at("JvpCube", 3, x), CG_F64, 1, (int64_t[]){3}, ((double[]){12, 3, 0.75}), 0);
+  assert_int_equal(right_rule_runs, 3);
+  cg_set_check_gradients(0);
+}
+
+/* PositiveCube: x^3 for x > 0 only; at x near 0, x - h v leaves its domain for some element */
+static cg_status positive_cube_run(cg_node *n)
+{
+  const double *x = cg_tensor_data(cg_node_input(n, 0));
+  for (int64_t i = 0; i < cg_tensor_size(cg_node_input(n, 0)); i++)
+    if (x[i] <= 0) return cg_set_error(CG_ERANGE, "PositiveCube: x must be positive");
+  return cube_run(n);
+}
+
+/* F32Cube: x^3 in float32 only, so the check runs in float32 */
+static cg_status f32_infer(cg_node *n)
+{
+  if (cg_tensor_dtype(cg_node_input(n, 0)) != CG_F32) return cg_set_error(CG_EDTYPE, "F32Cube: f32 only");
+  return cg_infer_same_as_input(n, 0);
+}
+static cg_status f32_cube_run(cg_node *n)
+{
+  const float *x = cg_tensor_data(cg_node_input(n, 0));
+  float *y = cg_tensor_data(cg_node_output(n, 0));
+  for (int64_t i = 0; i < cg_tensor_size(cg_node_input(n, 0)); i++) y[i] = x[i] * x[i] * x[i];
+  return CG_OK;
+}
+
+static void jvp_check_where_the_op_refuses_the_probe(void **state)
+{
+  static const cg_op_def positive = {"PositiveCube", 1, cube_infer, positive_cube_run, 0, NULL};
+  static const cg_op_def narrow = {"F32Cube", 1, f32_infer, f32_cube_run, 0, NULL};
+  assert_int_equal(cg_register_op(&positive, CG_REGISTER_REPLACE), CG_OK);
+  assert_int_equal(cg_register_op(&narrow, CG_REGISTER_REPLACE), CG_OK);
+  assert_int_equal(cg_register_jvp("PositiveCube", cube_jvp_wrong, NULL, CG_REGISTER_REPLACE), CG_OK);
+  assert_int_equal(cg_register_jvp("F32Cube", cube_jvp_wrong, NULL, CG_REGISTER_REPLACE), CG_OK);
+  cg_set_check_gradients(1);
+  /* no verdict, and no error left behind: the rule's (wrong) result is used */
+  const double tiny[3] = {1e-9, 1e-9, 1e-9};
+  assert_tensor(tangent_at("PositiveCube", 3, tiny), CG_F64, 1, (int64_t[]){3}, ((double[]){1e-18, 1e-18, 1e-18}), 1e-30);
+  assert_int_equal(cg_last_status(), CG_OK);
+  /* an op that refuses float64 is checked in its own dtype */
+  cg_tensor *x = cgt_f32(1, (int64_t[]){2}, (double[]){2, 0.5}), *t = cg_ones_like(x), *y, *jv;
+  assert_int_equal(cg_jvp(op_fn, "F32Cube", &x, &t, 1, &y, &jv, 1), CG_ECHECK);
+  assert_error(CG_ECHECK, "the JVP rule of F32Cube disagrees");
+  cg_set_check_gradients(0);
+}
+
+/* Every builtin JVP rule, checked at its first run: a small CNN whose ReLU feeds MaxPool2D
+   tied zeros (a kink, where no derivative is compared), then every row of the gradient-check
+   table through cg_jvp. */
+static cg_tensor *normal(int ndim, const int64_t *shape, double sd, uint64_t seed)
+{
+  return cg_random_normal(CG_F64, ndim, shape, 0, sd, seed);
+}
+
+static cg_status small_cnn(cg_tensor *const *x, int nx, cg_tensor **y, int ny, void *user)
+{
+  const int s1[2] = {1, 1}, k2[2] = {2, 2};
+  cg_tensor *c = cg_sub(cg_conv2d(x[0], x[1], s1, CG_PAD_SAME, NULL), cg_scalar(CG_F64, 1));
+  cg_tensor *h = cg_max_pool2d(cg_relu(c), k2, k2, CG_PAD_VALID); /* windows of zeros: ties */
+  h = cg_avg_pool2d(h, k2, s1, CG_PAD_SAME);
+  h = cg_reshape(h, 2, (int64_t[]){2, 8});
+  y[0] = cg_sum(cg_tanh(cg_softmax(cg_add(cg_matmul(h, x[2]), x[3]))), NULL, 0, 0);
+  return cg_status_of(y[0]);
+}
+
+static cg_status case_fn(cg_tensor *const *x, int nx, cg_tensor **y, int ny, void *user)
+{
+  y[0] = cg_grad_case_call(user, x, nx);
+  return cg_status_of(y[0]);
+}
+
+static int check_case_jvp(const cg_grad_case *c, uint64_t seed)
+{
+  cg_tensor *x[4], *v[4] = {0}, *y, *jv;
+  for (int i = 0; i < c->n_in; i++) {
+    x[i] = cg_grad_case_input(c, i, CG_F64, seed);
+    if (cg_tensor_dtype(x[i]) == CG_F64) v[i] = normal(cg_tensor_ndim(x[i]), cg_tensor_shape(x[i]), 1, seed + 50 + (uint64_t)i);
+  }
+  if (cg_jvp(case_fn, (void *)c, x, v, c->n_in, &y, &jv, 1) == CG_OK) return 0;
+  print_error("%s [%s]: %s\n", c->op, c->label, cg_last_error());
+  cg_clear_error(); /* reported: go on with the next row */
+  return 1;
+}
+
+static void cnn_parameters(cg_tensor **p)
+{
+  p[0] = normal(4, (int64_t[]){2, 4, 4, 1}, 1, 1);
+  p[1] = normal(4, (int64_t[]){3, 3, 1, 2}, 1, 2);
+  p[2] = normal(2, (int64_t[]){8, 3}, 0.5, 3);
+  p[3] = normal(1, (int64_t[]){3}, 0.5, 4);
+}
+
+/* MaxPool2D's gradient at tied maxima is right (the first maximum takes it), though central
+   differences there give the mean of the slopes: the check confirms a mismatch off the kink. */
+static void check_on_register_is_quiet_at_kinks(void **state)
+{
+  cg_tensor *p[4], *y, *g[4];
+  cnn_parameters(p);
+  cg_set_check_gradients(1);
+  cg_tape *tape = cg_tape_begin(0);
+  for (int i = 0; i < 4; i++) cg_tape_watch(tape, p[i]);
+  assert_int_equal(small_cnn(p, 4, &y, 1, NULL), CG_OK);
+  cg_tape_end(tape);
+  assert_int_equal(cg_tape_gradient(tape, y, p, 4, g, NULL), CG_OK);
+  assert_int_equal(cg_last_status(), CG_OK);
+  cg_tape_free(tape);
+  cg_set_check_gradients(0);
+}
+
+static void check_on_register_passes_every_builtin_jvp_rule(void **state)
+{
+  cg_tensor *p[4], *v[4], *y, *jv;
+  cnn_parameters(p);
+  for (int i = 0; i < 4; i++) v[i] = normal(cg_tensor_ndim(p[i]), cg_tensor_shape(p[i]), 1, 10 + (uint64_t)i);
+  cg_set_check_gradients(1);
+  assert_int_equal(cg_jvp(small_cnn, NULL, p, v, 4, &y, &jv, 1), CG_OK);
+  int n, failed = 0;
+  const cg_grad_case *cases = cg_grad_cases(&n);
+  for (int i = 0; i < n; i++) {
+    cg_scope s = cg_scope_begin();
+    failed += check_case_jvp(&cases[i], 1 + (uint64_t)i);
+    cg_scope_end(s);
+  }
+  cg_set_check_gradients(0);
+  assert_int_equal(failed, 0);
+}
+
 /* --- reproducibility ---------------------------------------------------------------------------- */
 static void gradients(cg_tensor **out)
 {
@@ -317,6 +493,10 @@ int main(void)
       cgt_test(hooks_see_and_replace_gradients),
       cgt_test(explain_names_the_broken_link),
       cgt_test(check_on_register_catches_a_wrong_rule),
+      cgt_test(check_on_register_covers_jvp_rules),
+      cgt_test(jvp_check_where_the_op_refuses_the_probe),
+      cgt_test(check_on_register_is_quiet_at_kinks),
+      cgt_test(check_on_register_passes_every_builtin_jvp_rule),
       cgt_test(gradients_are_bitwise_reproducible),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

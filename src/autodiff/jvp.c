@@ -21,6 +21,7 @@ typedef struct {
   char *name;
   cg_jvp_fn fn;
   void *user;
+  int checked; /* check on register done (atomic; cleared when the rule is replaced) */
 } jvp_entry;
 
 static pthread_rwlock_t lock = PTHREAD_RWLOCK_INITIALIZER;
@@ -61,6 +62,7 @@ static cg_status add_locked(const char *name, cg_jvp_fn fn, void *user, unsigned
   if (e) {
     e->fn = fn;
     e->user = user;
+    __atomic_store_n(&e->checked, 0, __ATOMIC_RELEASE); /* a new rule is checked afresh */
     return CG_OK;
   }
   if (2 * (n_entries + 1) > n_slots) { /* grow: keep at most half the slots full */
@@ -102,18 +104,23 @@ cg_status cg_register_jvp(const char *name, cg_jvp_fn fn, void *user, unsigned f
   return add(name, fn, user, flags);
 }
 
-/* The rule registered for an op type: fn is NULL when there is none. */
-static jvp_entry lookup(const char *name)
+/* The rule registered for an op type, its function and user pointer read together into *rule
+ * (fn NULL when there is none); returns the entry itself (entries never move), for its flag. */
+static jvp_entry *lookup(const char *name, jvp_entry *rule)
 {
   cg__ensure_builtins();
   pthread_rwlock_rdlock(&lock);
-  const jvp_entry *e = find_locked(name);
-  jvp_entry copy = e ? *e : (jvp_entry){0};
+  jvp_entry *e = find_locked(name);
+  *rule = e ? (jvp_entry){e->name, e->fn, e->user, 0} : (jvp_entry){0};
   pthread_rwlock_unlock(&lock);
-  return copy;
+  return e;
 }
 
-int cg_has_jvp(const char *name) { return name && lookup(name).fn != NULL; }
+int cg_has_jvp(const char *name)
+{
+  jvp_entry rule;
+  return name && lookup(name, &rule) && rule.fn != NULL;
+}
 
 /* ======================================================================================
  * Calling gradients and checking tangents
@@ -268,6 +275,22 @@ static cg_status custom_jvp(const cg_node *n, cg_tensor *const *t_in, cg_tensor 
                                 "which a custom jvp cannot take; give the op a backward", n->type);
 }
 
+/* A registered rule: checked on its first run (check on register), counted, guarded. */
+static cg_status call_rule(const cg_node *n, jvp_entry *entry, const jvp_entry *rule,
+                           cg_tensor *const *t_in, cg_tensor **raw)
+{
+  cg_status st = cg__check_jvp_once(n, &entry->checked);
+  if (st != CG_OK) return st;
+  cg__count_rule(n->def->name, CG_RULE_JVP);
+  char who[160];
+  snprintf(who, sizeof who, "%s: the JVP rule", n->type);
+  cg_callback_guard guard = cg__guard_begin();
+  st = cg__guard_end(&guard, who, rule->fn(n, t_in, raw, rule->user));
+  if (st != CG_OK && cg_last_status() == CG_OK)
+    cg_set_error(st, "%s failed (status %s)", who, cg_status_name(st));
+  return st == CG_OK ? CG_OK : cg_last_status();
+}
+
 cg_status cg__jvp_node(const cg_node *n, cg_tensor *const *t_in, cg_tensor **t_out)
 {
   cg_tensor *raw[CG_MAX_OUTPUTS] = {0};
@@ -276,18 +299,11 @@ cg_status cg__jvp_node(const cg_node *n, cg_tensor *const *t_in, cg_tensor **t_o
   /* A gradient override (recorded under another name) also decides the forward derivative,
      through the fallback, so forward and reverse mode agree. */
   bool overridden = !n->custom && n->grad && strcmp(n->grad_name, n->type) != 0;
-  jvp_entry rule = n->custom || overridden ? (jvp_entry){0} : lookup(n->def->name);
+  jvp_entry rule = {0}, *entry = n->custom || overridden ? NULL : lookup(n->def->name, &rule);
   if (n->custom) {
     st = custom_jvp(n, t_in, raw);
   } else if (rule.fn) {
-    cg__count_rule(n->def->name, CG_RULE_JVP);
-    char who[160];
-    snprintf(who, sizeof who, "%s: the JVP rule", n->type);
-    cg_callback_guard guard = cg__guard_begin();
-    st = cg__guard_end(&guard, who, rule.fn(n, t_in, raw, rule.user));
-    if (st != CG_OK && cg_last_status() == CG_OK)
-      cg_set_error(st, "%s failed (status %s)", who, cg_status_name(st));
-    st = st == CG_OK ? CG_OK : cg_last_status();
+    st = call_rule(n, entry, &rule, t_in, raw);
   } else if (n->grad && n->grad->fn) {
     st = double_vjp(n, t_in, raw);
   } else if (overridden) {

@@ -14,5 +14,8 @@ void cg__enter_gradient(const cg_node *n, const bool *needs, const cg_node **sav
 void cg__leave_gradient(const cg_node *saved_node, const bool *saved_needs);
 /* Check on register: verifies e on its first run at n's inputs. */
 cg_status cg__check_rule_once(const cg_node *n, cg_grad_entry *e);
+/* The same for the JVP rule registered for n's op type, on its first run: *checked is the
+ * rule's registry flag (set here, cleared when the rule is replaced). */
+cg_status cg__check_jvp_once(const cg_node *n, int *checked);
 
 #endif

@@ -399,7 +399,9 @@ static const cg_op_def max_pool_grad_def = {"MaxPool2DGrad", 2, max_pool_grad_in
 
 /* ======================================================================================
  * MaxPool2DGradGrad(x, ddx): z[o] = ddx[argmax of window o in x], of the pooled shape.
- * Not differentiable (it only serves as MaxPool2DGrad's gradient).
+ * Linear in ddx (the adjoint of MaxPool2DGrad in g), piecewise constant in x; it is the
+ * gradient of MaxPool2DGrad and the tangent of MaxPool2D, so third derivatives pass here:
+ *            dddx = MaxPool2DGrad(x, dz);  x gets no gradient
  * ==================================================================================== */
 
 static cg_status max_pool_grad_grad_window(const cg_node *n, cg_window *w)
@@ -429,9 +431,19 @@ static cg_status max_pool_grad_grad_run(cg_node *n)
                                      cg_node_output(n, 0));
 }
 
+static cg_status max_pool_grad_grad_grad(const cg_node *op, cg_tensor *const *dy, cg_tensor **dx,
+                                         void *user)
+{
+  cg_attrs a = {0};
+  cg_status st = window_attrs_of(op, NULL, NULL, &a);
+  if (st != CG_OK) return st;
+  dx[0] = NULL;
+  dx[1] = cg_apply2(&max_pool_grad_def, cg_node_input(op, 0), dy[0], &a);
+  return cg_status_of(dx[1]);
+}
+
 static const cg_op_def max_pool_grad_grad_def = {"MaxPool2DGradGrad", 2, max_pool_grad_grad_infer,
-                                                 max_pool_grad_grad_run, CG_OP_NOT_DIFFERENTIABLE,
-                                                 NULL};
+                                                 max_pool_grad_grad_run, 0, NULL};
 
 /* ======================================================================================
  * AvgPool2D: y[b,i,j,c] = mean of x[b,.,.,c] over the in-bounds cells of window (i, j)
@@ -588,7 +600,7 @@ cg_status cg__register_pool_ops(void)
   cg_status st;
   if ((st = cg__register_builtin(&max_pool_def, max_pool_grad)) != CG_OK ||
       (st = cg__register_builtin(&max_pool_grad_def, max_pool_grad_grad)) != CG_OK ||
-      (st = cg__register_builtin(&max_pool_grad_grad_def, NULL)) != CG_OK ||
+      (st = cg__register_builtin(&max_pool_grad_grad_def, max_pool_grad_grad_grad)) != CG_OK ||
       (st = cg__register_builtin(&avg_pool_def, avg_pool_grad)) != CG_OK ||
       (st = cg__register_builtin(&avg_pool_grad_def, avg_pool_grad_grad)) != CG_OK)
     return st;

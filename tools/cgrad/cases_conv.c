@@ -137,6 +137,14 @@ const cg_grad_case cg_cases_conv[] = {
     {"MaxPool2DGrad", "VALID 2x2 stride 1, windows sharing maxima", 2,
      {NHWC(1, 3, 3, 1), NHWC(1, 2, 2, 1)}, pool2_valid_s1, NULL, 1},
 
+    /* MaxPool2DGradGrad(x, ddx): linear in ddx, the gradient of MaxPool2DGrad */
+    {"MaxPool2DGradGrad", "VALID 2x2 stride 2", 2, {NHWC(1, 4, 4, 2), NHWC(1, 4, 4, 2)},
+     pool2_valid_s2, NULL, 1},
+    {"MaxPool2DGradGrad", "SAME 3x3 stride 2", 2, {NHWC(2, 5, 5, 1), NHWC(2, 5, 5, 1)},
+     pool3_same_s2, NULL, 1},
+    {"MaxPool2DGradGrad", "VALID 2x2 stride 1, cells shared by windows", 2,
+     {NHWC(1, 3, 3, 1), NHWC(1, 3, 3, 1)}, pool2_valid_s1, NULL, 1},
+
     /* AvgPool2D(x) */
     {"AvgPool2D", "VALID 2x2 stride 2 [1,4,4,2]", 1, {NHWC(1, 4, 4, 2)}, pool2_valid_s2, NULL, 1},
     {"AvgPool2D", "SAME 3x3 stride 2, partial edge windows [2,5,5,1]", 1, {NHWC(2, 5, 5, 1)},
