@@ -14,10 +14,10 @@ static cg_status clip_forward(cg_ctx *ctx, cg_tensor *const *x, cg_tensor **y)
   return cg_status_of(y[0]);
 }
 
+/* one ClipByValue pass, as PyTorch's dy.clamp(-1, 1) */
 static cg_status clip_backward(cg_ctx *ctx, cg_tensor *const *dy, cg_tensor **dx, cg_tensor **dvars)
 {
-  cg_tensor *g = dy[0];
-  dx[0] = cg_maximum(cg_minimum(g, cg_scalar_like(g, 1)), cg_scalar_like(g, -1));
+  dx[0] = cg_clip_by_value(dy[0], -1, 1);
   return cg_status_of(dx[0]);
 }
 

@@ -193,6 +193,7 @@ CG_API cg_tensor *cg_softplus(cg_tensor *x);   /* ln(1+e^x), stable for |x| larg
 CG_API cg_tensor *cg_floor(cg_tensor *x);      /* floor x                                */
 CG_API cg_tensor *cg_ceil(cg_tensor *x);       /* ceil x                                 */
 CG_API cg_tensor *cg_round(cg_tensor *x);      /* nearest, ties to even                  */
+CG_API cg_tensor *cg_clip_by_value(cg_tensor *x, double lo, double hi); /* min(max(x, lo), hi) */
 
 /* --- binary (broadcasting) -------------------------------------------------------------- */
 CG_API cg_tensor *cg_add(cg_tensor *a, cg_tensor *b);      /* a + b                       */

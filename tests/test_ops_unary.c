@@ -1,6 +1,7 @@
 /* test_ops_unary.c - the element-wise unary ops (src/ops/unary.c): known forward values per
  * dtype, stability at +-1000, gradients at hand-computed points, the gradient-check rows of
- * tools/cgrad/cases_unary.c, and the errors each op gives for bad input. */
+ * tools/cgrad/cases_unary.c, ClipByValue (src/ops/clip.c), and the errors each op gives for
+ * bad input. */
 #include "util.h"
 #include "cases.h"
 #include <math.h>
@@ -276,6 +277,187 @@ static void test_gradcheck_table(void **state)
 }
 
 /* ======================================================================================
+ * ClipByValue: known values, gradients, errors
+ * ==================================================================================== */
+
+static cg_tensor *clip_half(cg_tensor *x) { return cg_clip_by_value(x, -0.5, 0.5); }
+static cg_status clip_half_traced(cg_tensor *const *x, int nx, cg_tensor **y, int ny, void *user)
+{
+  y[0] = clip_half(x[0]);
+  return cg_status_of(y[0]);
+}
+
+/* Below, at lo, inside, at hi, above, NaN (kept, as torch.clamp keeps it); f32 and f64. */
+static void test_clip_forward(void **state)
+{
+  int64_t six[1] = {6};
+  double x[6] = {-2, -0.5, 0.25, 0.5, 3, NAN}, y[6] = {-0.5, -0.5, 0.25, 0.5, 0.5, NAN};
+  assert_tensor(clip_half(cgt_f64(1, six, x)), CG_F64, 1, six, y, 0);
+  assert_tensor(clip_half(cgt_f32(1, six, x)), CG_F32, 1, six, y, 0);
+  /* lo == hi: everything but NaN becomes that value */
+  double same[6] = {1, 1, 1, 1, 1, NAN};
+  assert_tensor(cg_clip_by_value(cgt_f64(1, six, x), 1, 1), CG_F64, 1, six, same, 0);
+  /* infinite bounds clip one side only, or nothing */
+  double upper[6] = {-2, -0.5, 0.25, 0.5, 1, NAN};
+  assert_tensor(cg_clip_by_value(cgt_f32(1, six, x), -INFINITY, 1), CG_F32, 1, six, upper, 0);
+  assert_tensor(cg_clip_by_value(cgt_f64(1, six, x), -INFINITY, INFINITY), CG_F64, 1, six, x, 0);
+  /* f32 bounds are the floats nearest lo and hi: 0.1 -> 0.100000001490116... */
+  int64_t one[1] = {1};
+  double small[1] = {0}, lo_f32[1] = {(float)0.1};
+  assert_tensor(cg_clip_by_value(cgt_f32(1, one, small), 0.1, 1), CG_F32, 1, one, lo_f32, 0);
+}
+
+/* Integers, like Relu and Maximum: whole-number bounds, saturated to the dtype's range. */
+static void test_clip_integers(void **state)
+{
+  const double x[4] = {-3, 0, 5, 7}, y[4] = {-1, 0, 5, 5}, below2[4] = {-3, 0, 2, 2};
+  int64_t four[1] = {4};
+  const cg_dtype integers[2] = {CG_I32, CG_I64};
+  for (int k = 0; k < 2; k++) {
+    assert_tensor(cg_clip_by_value(vector_of(integers[k], 4, x), -1, 5), integers[k], 1, four, y, 0);
+    assert_tensor(cg_clip_by_value(vector_of(integers[k], 4, x), -INFINITY, 2), integers[k], 1, four,
+                  below2, 0);
+    assert_tensor(cg_clip_by_value(vector_of(integers[k], 4, x), -1e30, 1e30), integers[k], 1, four,
+                  x, 0);
+  }
+  /* integers carry no gradient */
+  cg_tensor *dx = NULL, *xi = vector_of(CG_I32, 4, x);
+  cg_tape *tape = cg_tape_begin(0);
+  cg_tape_watch(tape, xi);
+  cg_tensor *yi = cg_clip_by_value(xi, -1, 5);
+  cg_tape_end(tape);
+  assert_int_equal(cg_tape_gradient(tape, yi, &xi, 1, &dx, NULL), CG_OK);
+  assert_null(dx);
+  cg_tape_free(tape);
+}
+
+/* Long enough to run the vector loops' main bodies and tails (kept below the threads'
+ * threshold, which would leave the pool's threads alive for valgrind to report): the same
+ * as the plain expression, element by element. */
+static void test_clip_large_matches_reference(void **state)
+{
+  int64_t n[1] = {4099};
+  cg_tensor *x = cg_random_normal(CG_F32, 1, n, 0, 1, 7);
+  cg_tensor *y = cg_clip_by_value(x, -0.75, 1.25);
+  assert_non_null(y);
+  const float *xs = cg_tensor_data(x), *ys = cg_tensor_data(y);
+  for (int64_t i = 0; i < n[0]; i++) {
+    float want = xs[i] < -0.75f ? -0.75f : xs[i] > 1.25f ? 1.25f : xs[i];
+    if (ys[i] != want) fail_msg("element %lld: %.9g, expected %.9g", (long long)i, ys[i], want);
+  }
+  cg_tensor *x64 = cg_cast(x, CG_F64), *y64 = cg_clip_by_value(x64, -0.75, 1.25);
+  assert_non_null(y64);
+  for (int64_t i = 0; i < n[0]; i++) {
+    double v = ((const double *)cg_tensor_data(x64))[i];
+    double want = v < -0.75 ? -0.75 : v > 1.25 ? 1.25 : v;
+    if (((const double *)cg_tensor_data(y64))[i] != want) fail_msg("f64 element %lld", (long long)i);
+  }
+}
+
+/* d sum(clip(x)) / dx = 1 where lo <= x <= hi (bounds included), else 0; NaN x gets 0. */
+static void test_clip_gradient(void **state)
+{
+  int64_t six[1] = {6};
+  double x[6] = {-2, -0.5, 0.25, 0.5, 3, NAN}, want[6] = {0, 1, 1, 1, 0, 0};
+  cg_tensor *dx = tape_gradient(clip_half, cgt_f64(1, six, x));
+  assert_tensor(dx, CG_F64, 1, six, want, 0);
+  cg_tensor *dx32 = tape_gradient(clip_half, cgt_f32(1, six, x));
+  assert_tensor(dx32, CG_F32, 1, six, want, 0);
+
+  /* ClipByValueGrad selects: a NaN or inf upstream gradient outside the bounds gives 0,
+     inside it passes as it is */
+  double g[6] = {NAN, 2, INFINITY, -3, NAN, 5}, selected[6] = {0, 2, INFINITY, -3, 0, 0};
+  cg_tensor *upstream = cgt_f64(1, six, g), *xs = cgt_f64(1, six, x);
+  cg_tensor *y = NULL, *dxg = NULL;
+  cg_tape *tape = cg_tape_begin(0);
+  cg_tape_watch(tape, xs);
+  y = clip_half(xs);
+  cg_tape_end(tape);
+  cg_grad_opts opts = {.output_gradient = upstream};
+  assert_int_equal(cg_tape_gradient(tape, y, &xs, 1, &dxg, &opts), CG_OK);
+  cg_tape_free(tape);
+  assert_tensor(dxg, CG_F64, 1, six, selected, 0);
+}
+
+/* Second order: the gradient of the gradient w.r.t. x is 0 (piecewise constant mask), and
+ * forward mode passes the tangent where x is inside. */
+static void test_clip_second_order_and_jvp(void **state)
+{
+  int64_t four[1] = {4};
+  double x[4] = {-1, -0.5, 0.3, 2}, zero[4] = {0, 0, 0, 0}, inside[4] = {0, 1, 1, 0};
+  cg_tensor *xs = cgt_f64(1, four, x), *dx = NULL, *ddx = NULL;
+  cg_tape *outer = cg_tape_begin(0), *inner = cg_tape_begin(0);
+  cg_tape_watch(outer, xs);
+  cg_tape_watch(inner, xs);
+  cg_tensor *y = clip_half(xs);
+  cg_tape_end(inner);
+  assert_int_equal(cg_tape_gradient(inner, y, &xs, 1, &dx, NULL), CG_OK);
+  cg_tape_end(outer);
+  cg_grad_opts zeros = {.unconnected = CG_UNCONNECTED_ZERO};
+  assert_int_equal(cg_tape_gradient(outer, dx, &xs, 1, &ddx, &zeros), CG_OK);
+  cg_tape_free(inner);
+  cg_tape_free(outer);
+  assert_tensor(dx, CG_F64, 1, four, inside, 0);
+  assert_tensor(ddx, CG_F64, 1, four, zero, 0);
+
+  double t[4] = {3, -2, 7, 5}, jv_want[4] = {0, -2, 7, 0}, y_want[4] = {-0.5, -0.5, 0.3, 0.5};
+  cg_tensor *tangent = cgt_f64(1, four, t), *yp = NULL, *jv = NULL;
+  assert_int_equal(cg_jvp(clip_half_traced, NULL, &xs, &tangent, 1, &yp, &jv, 1), CG_OK);
+  assert_tensor(yp, CG_F64, 1, four, y_want, 0);
+  assert_tensor(jv, CG_F64, 1, four, jv_want, 0);
+}
+
+/* By name with attributes, and without any (no clipping). */
+static void test_clip_by_name(void **state)
+{
+  int64_t four[1] = {4};
+  double x[4] = {-2, 0.1, 0.7, 5}, y[4] = {-1, 0.1, 0.5, 0.5};
+  cg_tensor *t = cgt_f64(1, four, x);
+  cg_attrs a = {0};
+  cg_attrs_set_float(&a, "lo", -1);
+  cg_attrs_set_float(&a, "hi", 0.5);
+  assert_tensor(cg_call("ClipByValue", &t, 1, &a), CG_F64, 1, four, y, 0);
+  assert_tensor(cg_call("ClipByValue", &t, 1, NULL), CG_F64, 1, four, x, 0);
+}
+
+static void test_clip_bad_inputs(void **state)
+{
+  int64_t three[1] = {3};
+  const double values[3] = {1, 0, 2};
+  cg_tensor *x = cgt_f64(1, three, values);
+  assert_null(cg_clip_by_value(x, 1, 0));
+  assert_error(CG_EINVAL, "ClipByValue: lo must be <= hi, got lo = 1 and hi = 0");
+  assert_null(cg_clip_by_value(x, NAN, 1));
+  assert_error(CG_EINVAL, "ClipByValue: bounds must be numbers, got lo = nan and hi = 1");
+  assert_null(cg_clip_by_value(x, 0, NAN));
+  assert_error(CG_EINVAL, "ClipByValue: bounds must be numbers, got lo = 0 and hi = nan");
+  assert_null(cg_clip_by_value(NULL, 0, 1));
+  assert_error(CG_EINVAL, "ClipByValue: input 0 is NULL");
+  assert_null(cg_clip_by_value(vector_of(CG_BOOL, 3, values), 0, 1));
+  assert_error(CG_EDTYPE, "ClipByValue: input 0 must be f32, f64, i32 or i64, got bool [3]");
+  assert_null(cg_clip_by_value(vector_of(CG_I32, 3, values), 0.5, 3));
+  assert_error(CG_EINVAL, "ClipByValue: bounds for i32 must be whole numbers, got lo = 0.5 and hi = 3");
+
+  /* the gradient op: float inputs of one dtype and shape, the same bound rules */
+  int64_t two[1] = {2};
+  cg_tensor *in[2] = {x, cgt_f64(1, two, values)};
+  assert_null(cg_call("ClipByValueGrad", in, 2, NULL));
+  assert_error(CG_ESHAPE, "ClipByValueGrad: inputs must have one shape: [3] vs [2]");
+  in[1] = cgt_f32(1, three, values);
+  assert_null(cg_call("ClipByValueGrad", in, 2, NULL));
+  assert_error(CG_EDTYPE, "ClipByValueGrad");
+  in[0] = in[1] = vector_of(CG_I64, 3, values);
+  assert_null(cg_call("ClipByValueGrad", in, 2, NULL));
+  assert_error(CG_EDTYPE, "ClipByValueGrad");
+  in[0] = in[1] = x;
+  cg_attrs a = {0};
+  cg_attrs_set_float(&a, "lo", 2);
+  cg_attrs_set_float(&a, "hi", -2);
+  assert_null(cg_call("ClipByValueGrad", in, 2, &a));
+  assert_error(CG_EINVAL, "ClipByValueGrad: lo must be <= hi, got lo = 2 and hi = -2");
+}
+
+/* ======================================================================================
  * Bad inputs
  * ==================================================================================== */
 
@@ -355,6 +537,13 @@ int main(void)
       cgt_test(test_known_gradients),
       cgt_test(test_softplus_gradients_stable),
       cgt_test(test_gradcheck_table),
+      cgt_test(test_clip_forward),
+      cgt_test(test_clip_integers),
+      cgt_test(test_clip_large_matches_reference),
+      cgt_test(test_clip_gradient),
+      cgt_test(test_clip_second_order_and_jvp),
+      cgt_test(test_clip_by_name),
+      cgt_test(test_clip_bad_inputs),
       cgt_test(test_bad_inputs),
       cgt_test(test_leaky_relu_bad_alpha),
       cgt_test(test_error_chain_keeps_cause),

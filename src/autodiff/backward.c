@@ -1,108 +1,191 @@
 /* backward.c - the one reverse walk (DESIGN.md section 1) over recorded nodes: find the
  * nodes between sources and target, call each gradient function in its own scope, check and
- * reduce what it returns, accumulate with AddN. Tapes (and graphs) hand it their nodes. */
+ * reduce what it returns, accumulate (with AddN, or as the parts arrive when nothing records
+ * the walk: the same bits). Tapes (and graphs) hand it their nodes. */
 #include "tape.h"
 #include "custom.h"
 #include "backward.h"
 #include "rules.h"
 #include "guard.h"
+#include "../graph/graph.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* --- gradient accumulators, keyed by tensor id ------------------------------------------------ */
+/* --- the walk's table: what it knows of each tensor it meets, keyed by id -------------------
+ * One entry per source, stop and tensor reached from a source, made before the walk starts
+ * (so entries never move while it runs), each with the gradient accumulated for it so far.
+ * Entries lie in insertion order; the hash index holds their positions. */
+
+enum {
+  REACHED = 1u,  /* a source, or computed from one: its gradient is wanted              */
+  SOURCE = 2u,   /* asked for: its total is kept to the end                             */
+  STOP = 4u,     /* a constant to the walk: no gradient flows through it                */
+  HOOKED = 8u,   /* its total has been through its hooks                                */
+  TOUCHED = 16u, /* a gradient part arrived (even if it was dropped since)              */
+  OWN = 32u,     /* total is a sum the walk made and showed no one: it may add in place */
+};
 
 typedef struct {
-  uint64_t id; /* 0: empty slot */
-  cg_tensor **parts;
-  int n, cap;
-} accum;
+  uint64_t id;
+  cg_tensor *total;  /* the gradient so far (a reference), or NULL                      */
+  cg_tensor **parts; /* when several parts wait for one AddN (recorded walks)           */
+  int n_parts, cap_parts;
+  unsigned flags;
+} entry;
 
 typedef struct {
-  accum *slots;
+  entry *entries;
   size_t n, cap;
-} accum_map;
+  uint32_t *index; /* 0: empty, else 1 + position in entries */
+  size_t n_slots;  /* a power of two, at least twice cap */
+} table;
 
-static accum *accum_find(accum_map *m, uint64_t id, bool create)
+static inline size_t slot_of(uint64_t id, size_t n_slots)
 {
-  if (create && 2 * (m->n + 1) > m->cap) {
-    size_t cap = m->cap ? 2 * m->cap : 64;
-    accum *slots = cg__calloc(cap, sizeof *slots);
-    if (!slots) return NULL;
-    for (size_t k = 0; k < m->cap; k++)
-      if (m->slots[k].id) {
-        size_t i = (size_t)(m->slots[k].id * 0x9E3779B97F4A7C15ull >> 17) & (cap - 1);
-        while (slots[i].id) i = (i + 1) & (cap - 1);
-        slots[i] = m->slots[k];
-      }
-    free(m->slots);
-    m->slots = slots;
-    m->cap = cap;
-  }
-  if (!m->cap) return NULL;
-  for (size_t i = (size_t)(id * 0x9E3779B97F4A7C15ull >> 17) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
-    if (m->slots[i].id == id) return &m->slots[i];
-    if (m->slots[i].id == 0) {
-      if (!create) return NULL;
-      m->slots[i].id = id;
-      m->n++;
-      return &m->slots[i];
-    }
+  return (size_t)((id * 0x9E3779B97F4A7C15ull) >> 17) & (n_slots - 1);
+}
+
+static entry *table_find(const table *t, uint64_t id)
+{
+  for (size_t i = slot_of(id, t->n_slots);; i = (i + 1) & (t->n_slots - 1)) {
+    uint32_t k = t->index[i];
+    if (!k) return NULL;
+    if (t->entries[k - 1].id == id) return &t->entries[k - 1];
   }
 }
 
-/* Adds an owned reference g to the gradient of id. */
-static cg_status accum_add(accum_map *m, uint64_t id, cg_tensor *g)
+/* The entry of id, made if missing (only while the table is being built). */
+static entry *table_get(table *t, uint64_t id)
 {
-  accum *a = accum_find(m, id, true);
-  if (a && a->n == a->cap) {
-    int cap = a->cap ? 2 * a->cap : 2;
-    cg_tensor **parts = cg__realloc(a->parts, (size_t)cap * sizeof *parts);
-    if (parts) {
-      a->parts = parts;
-      a->cap = cap;
-    } else {
-      a = NULL;
+  size_t i = slot_of(id, t->n_slots);
+  for (;; i = (i + 1) & (t->n_slots - 1)) {
+    uint32_t k = t->index[i];
+    if (!k) break;
+    if (t->entries[k - 1].id == id) return &t->entries[k - 1];
+  }
+  if (t->n == t->cap || 2 * (t->n + 1) > t->n_slots) { /* grow: a bigger index, rebuilt */
+    size_t cap = t->cap ? 2 * t->cap : 64, n_slots = t->n_slots;
+    while (2 * cap > n_slots) n_slots *= 2;
+    entry *entries = cg__alloc(cap * sizeof *entries);
+    if (!entries) return NULL;
+    if (t->n) memcpy(entries, t->entries, t->n * sizeof *entries);
+    cg__free(t->entries, t->cap * sizeof *entries);
+    t->entries = entries;
+    t->cap = cap;
+    if (n_slots != t->n_slots) {
+      uint32_t *index = cg__alloc(n_slots * sizeof *index);
+      if (!index) return NULL;
+      memset(index, 0, n_slots * sizeof *index);
+      cg__free(t->index, t->n_slots * sizeof *index);
+      t->index = index;
+      t->n_slots = n_slots;
+      for (size_t k = 0; k < t->n; k++) {
+        size_t j = slot_of(t->entries[k].id, n_slots);
+        while (index[j]) j = (j + 1) & (n_slots - 1);
+        index[j] = (uint32_t)(k + 1);
+      }
     }
+    i = slot_of(id, t->n_slots); /* its free slot in the new index */
+    while (t->index[i]) i = (i + 1) & (t->n_slots - 1);
   }
-  if (!a) {
-    cg_release(g);
-    return cg_set_error(CG_ENOMEM, "gradient: out of memory accumulating gradients");
+  entry *e = &t->entries[t->n];
+  *e = (entry){.id = id};
+  t->index[i] = (uint32_t)++t->n;
+  return e;
+}
+
+/* A table with room for about n entries before it grows. */
+static cg_status table_init(table *t, size_t n)
+{
+  size_t n_slots = 64;
+  while (n_slots < 2 * (n + 1)) n_slots *= 2;
+  /* from the allocator's caches: a walk after another reuses them */
+  *t = (table){.entries = cg__alloc((n + 1) * sizeof *t->entries), .cap = n + 1,
+               .index = cg__alloc(n_slots * sizeof *t->index), .n_slots = n_slots};
+  if (t->index) memset(t->index, 0, n_slots * sizeof *t->index);
+  return t->entries && t->index ? CG_OK : CG_ENOMEM;
+}
+
+static void drop_total(entry *e)
+{
+  cg_release(e->total);
+  e->total = NULL;
+  for (int i = 0; i < e->n_parts; i++) cg_release(e->parts[i]);
+  e->n_parts = 0;
+  e->flags &= ~OWN;
+}
+
+static void table_free(table *t)
+{
+  for (size_t k = 0; k < t->n; k++) {
+    drop_total(&t->entries[k]);
+    free(t->entries[k].parts);
   }
-  a->parts[a->n++] = g;
+  cg__free(t->entries, t->cap * sizeof *t->entries);
+  cg__free(t->index, t->n_slots * sizeof *t->index);
+}
+
+/* --- accumulating ------------------------------------------------------------------------------
+ * Unrecorded (no tape on this thread, no graph being built, no numeric checks), each part is
+ * added into the total when it arrives: into the walk's own sum in place, once there is one
+ * (a first part may be anyone's, so the second makes a new sum). Else the parts wait and one
+ * AddN sums them when the total is first read, so that the sum is an op tapes and graphs
+ * see. Either way the parts are added in arrival order with AddN's arithmetic: the same bits. */
+
+/* An owned reference to t, which the caller borrows: the innermost scope's, if it holds one
+   (taken over, no atomic operation), else a new one. */
+static cg_tensor *own_reference(cg_tensor *t)
+{
+  return cg__scope_take(t) ? t : cg_retain(t);
+}
+
+/* Adds g (borrowed) to e's gradient. */
+static cg_status accumulate(entry *e, cg_tensor *g, bool in_place)
+{
+  e->flags |= TOUCHED;
+  if (!e->total && !e->n_parts) {
+    e->total = own_reference(g);
+    return CG_OK;
+  }
+  if (in_place && !e->n_parts) {
+    if ((e->flags & OWN) && g != e->total && cg__tensor_exclusive(e->total)) {
+      cg__add_n_into(e->total, g);
+      return CG_OK;
+    }
+    cg_tensor *sum = cg__add_n_pair(e->total, g);
+    if (!sum) return cg_last_status();
+    cg_release(e->total);
+    e->total = sum;
+    e->flags |= OWN;
+    return CG_OK;
+  }
+  if (e->n_parts == e->cap_parts) {
+    int cap = e->cap_parts ? 2 * e->cap_parts : 4;
+    cg_tensor **parts = cg__realloc(e->parts, (size_t)cap * sizeof *parts);
+    if (!parts) return cg_set_error(CG_ENOMEM, "gradient: out of memory accumulating gradients");
+    e->parts = parts;
+    e->cap_parts = cap;
+  }
+  if (!e->n_parts) e->parts[e->n_parts++] = e->total; /* the first part moves here */
+  e->parts[e->n_parts++] = own_reference(g);
+  e->total = NULL;
+  e->flags &= ~OWN;
   return CG_OK;
 }
 
-/* The total gradient of id (borrowed; NULL if none): parts are summed once with AddN. */
-static cg_tensor *accum_total(accum_map *m, uint64_t id)
+/* The total gradient of e (borrowed; NULL if none): waiting parts are summed with AddN. */
+static cg_tensor *entry_total(entry *e)
 {
-  accum *a = accum_find(m, id, false);
-  if (!a || a->n == 0) return NULL;
-  if (a->n > 1) {
-    cg_tensor *sum = cg_retain(cg_add_n(a->parts, a->n));
+  if (e->n_parts) {
+    cg_tensor *sum = cg_retain(cg_add_n(e->parts, e->n_parts));
     if (!sum) return NULL;
-    for (int i = 0; i < a->n; i++) cg_release(a->parts[i]);
-    a->parts[0] = sum;
-    a->n = 1;
+    for (int i = 0; i < e->n_parts; i++) cg_release(e->parts[i]);
+    e->n_parts = 0;
+    cg_release(e->total); /* (NULL: parts and a total are never both held) */
+    e->total = sum;
   }
-  return a->parts[0];
-}
-
-static void accum_drop(accum_map *m, uint64_t id)
-{
-  accum *a = accum_find(m, id, false);
-  if (!a) return;
-  for (int i = 0; i < a->n; i++) cg_release(a->parts[i]);
-  a->n = 0;
-}
-
-static void accum_free(accum_map *m)
-{
-  for (size_t k = 0; k < m->cap; k++) {
-    for (int i = 0; i < m->slots[k].n; i++) cg_release(m->slots[k].parts[i]);
-    free(m->slots[k].parts);
-  }
-  free(m->slots);
+  return e->total;
 }
 
 /* --- reducing a broadcast gradient ----------------------------------------------------------- */
@@ -131,29 +214,62 @@ cg_tensor *cg__sum_to_shape(cg_tensor *g, cg_tensor *like)
 
 /* --- the walk --------------------------------------------------------------------------------- */
 
+/* Gradient rules that ran, counted here and added to their entries' counters once at the end
+   of the walk (as cg__count_gradient counts them: calls for an op of the rule's own type,
+   override_calls otherwise): one atomic add per rule and walk instead of one per node. */
+#define COUNTED_RULES 8
+typedef struct {
+  cg_grad_entry *e;
+  const char *type;
+  uint64_t n;
+} counted;
+
 typedef struct {
   cg_node *const *nodes;
   size_t n_nodes;
-  bool *on_path;    /* node depends on a source                      */
-  cg_idset reached; /* ids of sources and of everything computed from them */
-  cg_idset sources;
-  cg_idset stops;   /* treated as constants: no gradient flows through them */
-  cg_idset hooked;  /* totals already passed through their hooks            */
+  bool *on_path;    /* node depends on a source */
+  table tab;
   const cg_hook_list *hooks;
-  accum_map grads;
+  bool in_place;    /* unrecorded: parts are added as they arrive (see accumulate) */
+  counted rules[COUNTED_RULES];
+  int n_rules;
 } walk;
 
-/* The total gradient of t after its hooks (run once per walk), kept as the new total. */
-static cg_tensor *hooked_total(walk *w, cg_tensor *t)
+static void count_rule(walk *w, cg_grad_entry *e, const char *type)
 {
-  cg_tensor *g = accum_total(&w->grads, t->id);
-  if (!g || (!t->has_hook && !(w->hooks && w->hooks->n)) || cg__idset_has(&w->hooked, t->id)) return g;
-  if (cg__idset_add(&w->hooked, t->id) != CG_OK) return NULL;
+  for (int i = 0; i < w->n_rules; i++)
+    if (w->rules[i].e == e && w->rules[i].type == type) {
+      w->rules[i].n++;
+      return;
+    }
+  if (w->n_rules < COUNTED_RULES) w->rules[w->n_rules++] = (counted){e, type, 1};
+  else cg__count_gradient(e, type);
+}
+
+static void flush_rule_counts(walk *w)
+{
+  for (int i = 0; i < w->n_rules; i++) {
+    cg_grad_entry *e = w->rules[i].e;
+    uint64_t *counter = strcmp(e->name, w->rules[i].type) == 0 ? &e->calls : &e->override_calls;
+    __atomic_add_fetch(counter, w->rules[i].n, __ATOMIC_RELAXED);
+  }
+  w->n_rules = 0;
+}
+
+static inline bool is_reached(const entry *e) { return e && (e->flags & REACHED); }
+
+/* The total gradient of t (entry e) after its hooks (run once per walk), kept as the new
+   total. Once read, a total is never added to in place again. */
+static cg_tensor *hooked_total(walk *w, const cg_tensor *t, entry *e)
+{
+  cg_tensor *g = entry_total(e);
+  e->flags &= ~OWN;
+  if (!g || (!t->has_hook && !(w->hooks && w->hooks->n)) || (e->flags & HOOKED)) return g;
+  e->flags |= HOOKED;
   cg_tensor *h = cg__run_hooks(t, g, w->hooks);
   if (h && h != g) {
-    accum *a = accum_find(&w->grads, t->id, false);
-    cg_release(a->parts[0]);
-    a->parts[0] = cg_retain(h);
+    cg_release(e->total);
+    e->total = cg_retain(h);
   }
   return h;
 }
@@ -166,20 +282,23 @@ static bool differentiable_source(const cg_tensor *t, const cg_idset *followed)
 
 static cg_status find_path(walk *w, cg_tensor *const *sources, int n_src, const cg_idset *followed)
 {
-  for (int i = 0; i < n_src; i++)
-    if (differentiable_source(sources[i], followed) &&
-        (cg__idset_add(&w->reached, sources[i]->id) != CG_OK ||
-         cg__idset_add(&w->sources, sources[i]->id) != CG_OK))
-      return cg_set_error(CG_ENOMEM, "gradient: out of memory");
+  for (int i = 0; i < n_src; i++) {
+    if (!differentiable_source(sources[i], followed)) continue;
+    entry *e = table_get(&w->tab, sources[i]->id);
+    if (!e) return cg_set_error(CG_ENOMEM, "gradient: out of memory");
+    e->flags |= REACHED | SOURCE;
+  }
   for (size_t k = 0; k < w->n_nodes; k++) {
     const cg_node *n = w->nodes[k];
     bool hit = false;
-    for (int i = 0; i < n->n_in && !hit; i++) hit = cg__idset_has(&w->reached, n->in[i]->id);
+    for (int i = 0; i < n->n_in && !hit; i++) hit = is_reached(table_find(&w->tab, n->in[i]->id));
     w->on_path[k] = hit;
-    for (int o = 0; hit && o < n->n_out; o++)
-      if (cg_dtype_is_float(n->out[o]->dtype) && !(n->non_differentiable & (1u << o)) &&
-          cg__idset_add(&w->reached, n->out[o]->id) != CG_OK)
-        return cg_set_error(CG_ENOMEM, "gradient: out of memory");
+    for (int o = 0; hit && o < n->n_out; o++) {
+      if (!cg_dtype_is_float(n->out[o]->dtype) || (n->non_differentiable & (1u << o))) continue;
+      entry *e = table_get(&w->tab, n->out[o]->id);
+      if (!e) return cg_set_error(CG_ENOMEM, "gradient: out of memory");
+      e->flags |= REACHED;
+    }
   }
   return CG_OK;
 }
@@ -196,7 +315,8 @@ static cg_status no_gradient_error(const cg_node *n)
                       n->type, n->type);
 }
 
-/* Checks gradient j of node n against its input and makes it the input's shape (owned ref out). */
+/* Checks gradient j of node n against its input and makes it the input's shape (borrowed:
+   g itself, or a tensor of the current scope). */
 static cg_status conform(const cg_node *n, int j, cg_tensor *g, cg_tensor **out)
 {
   const cg_tensor *x = n->in[j];
@@ -207,6 +327,10 @@ static cg_status conform(const cg_node *n, int j, cg_tensor *g, cg_tensor **out)
   if (g->dtype != x->dtype)
     return cg_set_error(CG_EUSER, "%s: the gradient for input %d has dtype %s, expected %s (the input's)",
                         n->type, j, cg_dtype_name(g->dtype), cg_dtype_name(x->dtype));
+  if (cg__shape_equal(g->ndim, g->shape, x->ndim, x->shape) && g->size >= 0 && x->size >= 0) {
+    *out = g; /* the common case: known dims (sizes >= 0), the input's shape */
+    return CG_OK;
+  }
   bool unknown = false; /* graph dims known only at run time: SumLike decides then */
   for (int d = 0; d < g->ndim; d++) unknown |= g->shape[d] < 0;
   for (int d = 0; d < x->ndim; d++) unknown |= x->shape[d] < 0;
@@ -219,14 +343,15 @@ static cg_status conform(const cg_node *n, int j, cg_tensor *g, cg_tensor **out)
     g = cg__sum_to_shape(g, (cg_tensor *)x);
   }
   if (!g) return cg_last_status();
-  *out = cg_retain(g);
+  *out = g;
   return CG_OK;
 }
 
 /* The rule that differentiates n: the custom backward, or the gradient resolved when it was
  * recorded. Counted for cg_rule_stats; a once-differentiable rule runs unrecorded and its
  * results pass through a barrier whose own gradient is an error naming it. */
-static cg_status call_gradient(const cg_node *n, cg_tensor *const *dy, cg_tensor **dx, const bool *needs)
+static cg_status call_gradient(walk *w, const cg_node *n, cg_tensor *const *dy, cg_tensor **dx,
+                               const bool *needs)
 {
   for (int j = 0; j < n->n_in; j++) dx[j] = NULL;
   const char *rule = n->custom ? n->type : n->grad_name;
@@ -238,7 +363,7 @@ static cg_status call_gradient(const cg_node *n, cg_tensor *const *dy, cg_tensor
     if (!n->grad || !n->grad->fn) return no_gradient_error(n);
     cg_status st = cg__check_rule_once(n, n->grad);
     if (st != CG_OK) return st;
-    cg__count_gradient(n->grad, n->type);
+    count_rule(w, n->grad, n->type);
     once = n->grad->flags & CG_GRADIENT_ONCE_DIFFERENTIABLE;
   }
   const cg_node *saved_node;
@@ -254,12 +379,15 @@ static cg_status call_gradient(const cg_node *n, cg_tensor *const *dy, cg_tensor
     cg__gradient_snapshot(n->grad, &fn, &user); /* consistent even while it is replaced */
     cg_callback_guard guard = cg__guard_begin();
     st = fn(n, dy, dx, user);
-    char who[160] = ""; /* formatted only when something is reported */
     cg_thread_state *ts = cg__tls();
+    /* cg__guard_end has nothing to undo when the state is as it was (the common case) */
     if (st != CG_OK || ts->n_scopes != guard.n_scopes || ts->n_tapes != guard.n_tapes ||
-        ts->paused != guard.paused || ts->n_overrides != guard.n_overrides || ts->graph != guard.graph)
+        ts->paused != guard.paused || ts->n_overrides != guard.n_overrides || ts->graph != guard.graph ||
+        (guard.graph && guard.graph->entered != guard.graph_depth)) {
+      char who[160]; /* formatted only when something is reported */
       snprintf(who, sizeof who, "%s: gradient function '%s'", n->type, rule);
-    st = cg__guard_end(&guard, who, st);
+      st = cg__guard_end(&guard, who, st);
+    }
   }
   if (once) cg_resume_recording();
   cg__leave_gradient(saved_node, saved_needs);
@@ -273,32 +401,39 @@ static cg_status call_gradient(const cg_node *n, cg_tensor *const *dy, cg_tensor
 }
 
 /* Differentiates one node: gathers dy, calls its gradient, accumulates into its inputs. */
-static bool carries_gradient(walk *w, const cg_tensor *t)
+static inline entry *carrying(walk *w, const cg_tensor *t)
 {
-  return !cg__idset_has(&w->stops, t->id) && accum_find(&w->grads, t->id, false) != NULL;
+  entry *e = table_find(&w->tab, t->id);
+  return e && (e->flags & TOUCHED) && !(e->flags & STOP) ? e : NULL;
 }
 
 static cg_status visit(walk *w, const cg_node *n)
 {
   cg_tensor *dy[CG_MAX_OUTPUTS];
+  entry *out_entry[CG_MAX_OUTPUTS];
   bool any = false;
   if (n->def && (n->def->flags & CG_OP_NOT_DIFFERENTIABLE) && !n->custom) return CG_OK;
-  for (int o = 0; o < n->n_out; o++) any |= carries_gradient(w, n->out[o]);
+  for (int o = 0; o < n->n_out; o++) any |= (out_entry[o] = carrying(w, n->out[o])) != NULL;
   if (!any) return CG_OK;
   cg_tensor *small[8], **dx = n->n_in <= 8 ? small : cg__malloc((size_t)n->n_in * sizeof *dx);
   bool needs_small[8], *needs = n->n_in <= 8 ? needs_small : cg__malloc((size_t)n->n_in * sizeof *needs);
-  if (!dx || !needs) {
+  entry *in_small[8], **in_entry = n->n_in <= 8 ? in_small : cg__malloc((size_t)n->n_in * sizeof *in_entry);
+  if (!dx || !needs || !in_entry) {
     if (dx != small) free(dx);
     if (needs != needs_small) free(needs);
+    if (in_entry != in_small) free(in_entry);
     return CG_ENOMEM;
   }
-  for (int j = 0; j < n->n_in; j++)
-    needs[j] = cg_dtype_is_float(n->in[j]->dtype) && cg__idset_has(&w->reached, n->in[j]->id);
-  cg_scope scope = cg_scope_begin();
-  cg_status st = CG_OK;
+  for (int j = 0; j < n->n_in; j++) {
+    bool fl = cg_dtype_is_float(n->in[j]->dtype);
+    in_entry[j] = fl ? table_find(&w->tab, n->in[j]->id) : NULL;
+    needs[j] = is_reached(in_entry[j]);
+  }
+  cg_scope scope = cg_scope_begin(); /* own_reference takes from it: it must be there */
+  cg_status st = scope > 0 ? CG_OK : CG_ENOMEM; /* (cg_scope_begin said why) */
   for (int o = 0; o < n->n_out && st == CG_OK; o++) {
-    dy[o] = carries_gradient(w, n->out[o]) ? hooked_total(w, n->out[o]) : NULL;
-    if (!dy[o] && carries_gradient(w, n->out[o])) st = cg_last_status();
+    dy[o] = out_entry[o] ? hooked_total(w, n->out[o], out_entry[o]) : NULL;
+    if (!dy[o] && out_entry[o]) st = cg_last_status();
     if (st == CG_OK && !dy[o]) dy[o] = cg_zeros_like(n->out[o]);
     if (!dy[o]) st = cg_last_status();
   }
@@ -306,20 +441,22 @@ static cg_status visit(walk *w, const cg_node *n)
     cg_thread_state *ts = cg__tls();
     const char *outer = ts->building_gradient; /* graph nodes remember which gradient made them */
     ts->building_gradient = n->custom ? n->type : n->grad_name;
-    st = call_gradient(n, dy, dx, needs);
+    st = call_gradient(w, n, dy, dx, needs);
     ts->building_gradient = outer;
   }
   for (int j = 0; j < n->n_in && st == CG_OK; j++) {
-    const cg_tensor *x = n->in[j];
     cg_tensor *g = NULL;
-    if (!dx[j] || !cg_dtype_is_float(x->dtype) || !cg__idset_has(&w->reached, x->id)) continue;
-    if ((st = conform(n, j, dx[j], &g)) == CG_OK) st = accum_add(&w->grads, x->id, g);
+    if (!dx[j] || !needs[j]) continue;
+    if ((st = conform(n, j, dx[j], &g)) == CG_OK) st = accumulate(in_entry[j], g, w->in_place);
   }
-  cg_scope_end(scope);
+  if (scope > 0) cg_scope_end(scope);
   if (dx != small) free(dx);
   if (needs != needs_small) free(needs);
-  for (int o = 0; o < n->n_out; o++) /* consumed, unless someone asked for it */
-    if (!cg__idset_has(&w->sources, n->out[o]->id)) accum_drop(&w->grads, n->out[o]->id);
+  if (in_entry != in_small) free(in_entry);
+  for (int o = 0; o < n->n_out; o++) { /* consumed, unless someone asked for it */
+    entry *e = out_entry[o] ? out_entry[o] : table_find(&w->tab, n->out[o]->id);
+    if (e && !(e->flags & SOURCE)) drop_total(e);
+  }
   return st;
 }
 
@@ -343,21 +480,34 @@ static cg_status check_args(const char *fn, cg_tensor *target, cg_tensor *const 
 
 cg_status cg__backward(const cg_backward_args *a, cg_tensor **out)
 {
-  walk w = {.nodes = a->nodes, .n_nodes = a->n_nodes, .hooks = a->hooks};
+  cg_thread_state *ts = cg__tls();
+  walk w = {.nodes = a->nodes, .n_nodes = a->n_nodes, .hooks = a->hooks,
+            .in_place = ts->n_tapes == 0 && !ts->graph && !cg_check_numerics_enabled()};
   for (int i = 0; i < a->n_src; i++) out[i] = NULL;
-  w.on_path = cg__calloc(a->n_nodes ? a->n_nodes : 1, sizeof *w.on_path);
-  if (!w.on_path) return CG_ENOMEM;
+  size_t estimate = (size_t)a->n_src + (size_t)a->n_stops;
+  for (size_t k = 0; k < a->n_nodes; k++) estimate += (size_t)a->nodes[k]->n_out;
+  size_t on_path_bytes = (a->n_nodes ? a->n_nodes : 1) * sizeof *w.on_path;
+  if ((w.on_path = cg__alloc(on_path_bytes))) memset(w.on_path, 0, on_path_bytes);
+  if (!w.on_path || table_init(&w.tab, estimate) != CG_OK) {
+    cg__free(w.on_path, on_path_bytes);
+    table_free(&w.tab);
+    return CG_ENOMEM;
+  }
   cg_scope scope = cg_scope_begin();
-  cg_status st = CG_OK;
-  for (int i = 0; i < a->n_stops && st == CG_OK; i++)
-    if (cg__idset_add(&w.stops, a->stops[i]->id) != CG_OK) st = CG_ENOMEM;
+  cg_status st = scope > 0 ? CG_OK : CG_ENOMEM; /* (cg_scope_begin said why) */
+  for (int i = 0; i < a->n_stops && st == CG_OK; i++) {
+    entry *e = table_get(&w.tab, a->stops[i]->id);
+    if (e) e->flags |= STOP;
+    else st = CG_ENOMEM;
+  }
   if (st == CG_OK) st = find_path(&w, a->sources, a->n_src, a->followed);
   bool any_target = false;
   for (int t = 0; t < a->n_targets && st == CG_OK; t++) {
     cg_tensor *target = a->targets[t];
-    if (!cg_dtype_is_float(target->dtype) || !cg__idset_has(&w.reached, target->id)) continue;
+    entry *e = cg_dtype_is_float(target->dtype) ? table_find(&w.tab, target->id) : NULL;
+    if (!is_reached(e)) continue;
     cg_tensor *seed = a->seeds && a->seeds[t] ? a->seeds[t] : cg_ones_like(target);
-    st = seed ? accum_add(&w.grads, target->id, cg_retain(seed)) : cg_last_status();
+    st = seed ? accumulate(e, seed, w.in_place) : cg_last_status();
     any_target = true;
   }
   for (size_t k = a->n_nodes; any_target && k-- > 0 && st == CG_OK;)
@@ -365,8 +515,9 @@ cg_status cg__backward(const cg_backward_args *a, cg_tensor **out)
   for (int i = 0; i < a->n_src && st == CG_OK; i++) {
     const cg_tensor *src = a->sources[i];
     bool differentiable = differentiable_source(src, a->followed);
-    cg_tensor *g = differentiable ? hooked_total(&w, a->sources[i]) : NULL;
-    if (!g && differentiable && accum_find(&w.grads, src->id, false) && cg_last_status() != CG_OK) {
+    entry *e = differentiable ? table_find(&w.tab, src->id) : NULL;
+    cg_tensor *g = e ? hooked_total(&w, src, e) : NULL;
+    if (!g && e && (e->flags & TOUCHED) && cg_last_status() != CG_OK) {
       st = cg_last_status();
       break;
     }
@@ -376,13 +527,10 @@ cg_status cg__backward(const cg_backward_args *a, cg_tensor **out)
     }
     out[i] = cg_retain(g);
   }
-  cg_scope_end(scope);
-  accum_free(&w.grads);
-  cg__idset_free(&w.reached);
-  cg__idset_free(&w.sources);
-  cg__idset_free(&w.stops);
-  cg__idset_free(&w.hooked);
-  free(w.on_path);
+  if (scope > 0) cg_scope_end(scope);
+  flush_rule_counts(&w);
+  table_free(&w.tab);
+  cg__free(w.on_path, on_path_bytes);
   for (int i = 0; i < a->n_src; i++) {
     if (st != CG_OK) {
       cg_release(out[i]);

@@ -138,9 +138,7 @@ void cg__custom_record_free(cg_custom_record *r)
   free(c->saved);
   free(c->vars);
   free(c->var_values);
-  free(c->inputs);
-  free(r->name);
-  free(r);
+  free(r); /* with its inputs array and name (new_record) */
 }
 
 static cg_status check_def(const cg_custom_def *def, cg_tensor *const *x, cg_tensor **y)
@@ -159,24 +157,40 @@ static cg_status check_def(const cg_custom_def *def, cg_tensor *const *x, cg_ten
   return CG_OK;
 }
 
+/* One allocation per call: the record, then its inputs array, then a copy of the name. */
 static cg_custom_record *new_record(const cg_custom_def *def, cg_tensor *const *x)
 {
-  cg_custom_record *r = cg__calloc(1, sizeof *r);
-  if (!r) return NULL;
-  r->refcount = 1;
-  r->def = *def;
-  r->name = strdup(def->name);
-  r->ctx.inputs = cg__calloc((size_t)def->n_inputs, sizeof *r->ctx.inputs);
-  if (!r->name || !r->ctx.inputs) {
-    cg__custom_record_free(r);
+  size_t inputs = (size_t)def->n_inputs * sizeof(cg_tensor *), name = strlen(def->name) + 1;
+  cg_custom_record *r = cg__malloc(sizeof *r + inputs + name);
+  if (!r) {
     cg_set_error(CG_ENOMEM, "%s: out of memory", def->name);
     return NULL;
   }
+  memset(r, 0, sizeof *r);
+  r->refcount = 1;
+  r->def = *def;
+  r->ctx.inputs = (cg_tensor **)(r + 1);
+  r->name = (char *)(r + 1) + inputs;
+  memcpy(r->name, def->name, name);
   r->def.name = r->name;
   r->ctx.user = def->user;
   r->ctx.n_inputs = def->n_inputs;
   for (int i = 0; i < def->n_inputs; i++) r->ctx.inputs[i] = cg_retain(x[i]);
   return r;
+}
+
+/* cg__guard_end for the user's forward or backward, naming it "<name>: the custom <part>".
+ * The name is formatted only when the guard reports something (two snprintf per custom
+ * gradient were a measurable part of its cost): the guard is given an empty name, and its
+ * message " left a scope open" is completed here. */
+static cg_status guard_end_named(const cg_callback_guard *guard, const cg_custom_record *r,
+                                 const char *part, cg_status st)
+{
+  cg_status out = cg__guard_end(guard, "", st);
+  if (out == CG_OK || st != CG_OK) return out; /* nothing left behind, or the callback's own error */
+  char problem[256];
+  snprintf(problem, sizeof problem, "%s", cg_last_error());
+  return cg_set_error(out, "%s: the custom %s%s", r->name, part, problem);
 }
 
 /* Runs the user's forward in its own scope with recording paused; y gets owned references. */
@@ -190,10 +204,7 @@ static cg_status run_forward(cg_custom_record *r, cg_tensor *const *x, cg_tensor
   s->collector = &collector;
   cg_pause_recording();
   cg_callback_guard guard = cg__guard_begin();
-  cg_status st = r->def.forward(&r->ctx, x, y);
-  char who[160];
-  snprintf(who, sizeof who, "%s: the custom forward", r->name);
-  st = cg__guard_end(&guard, who, st);
+  cg_status st = guard_end_named(&guard, r, "forward", r->def.forward(&r->ctx, x, y));
   if (st == CG_OK && r->ctx.failed != CG_OK) st = r->ctx.failed;
   cg_resume_recording();
   s->collector = collector.parent;
@@ -270,7 +281,7 @@ static cg_status record(cg_custom_record *r, cg_tensor *const *x, cg_tensor **y)
 {
   cg_thread_state *s = cg__tls();
   int n_in = r->def.n_inputs + r->ctx.n_vars;
-  cg_tensor **in = cg__malloc((size_t)(n_in ? n_in : 1) * sizeof *in);
+  cg_tensor *small[8], **in = n_in <= 8 ? small : cg__malloc((size_t)n_in * sizeof *in);
   if (!in) return CG_ENOMEM;
   for (int i = 0; i < r->def.n_inputs; i++) in[i] = x[i];
   for (int j = 0; j < r->ctx.n_vars; j++) {
@@ -286,7 +297,7 @@ static cg_status record(cg_custom_record *r, cg_tensor *const *x, cg_tensor **y)
                   .non_differentiable = r->ctx.non_differentiable};
   for (int i = 0; i < node.n_out; i++) node.out[i] = y[i];
   cg_status st = cg__record(&node); /* each heap copy of the node retains the record */
-  free(in);
+  if (in != small) free(in);
   return st;
 }
 
@@ -326,9 +337,7 @@ cg_status cg__custom_backward(const cg_node *n, cg_tensor *const *dy, cg_tensor 
   cg_callback_guard guard = cg__guard_begin();
   cg_status st = r->def.backward ? r->def.backward(&r->ctx, dy, dx, dx + n_in)
                                  : cg__custom_linear_backward(n, dy, dx); /* its jvp transposed */
-  char who[160];
-  snprintf(who, sizeof who, "%s: the custom backward", r->name);
-  if ((st = cg__guard_end(&guard, who, st)) != CG_OK) /* its outputs may be gone with a scope */
+  if ((st = guard_end_named(&guard, r, "backward", st)) != CG_OK) /* its outputs may be gone with a scope */
     for (int i = 0; i < n_in + n_vars; i++) dx[i] = NULL;
   if (st != CG_OK) {
     if (cg_last_status() == CG_OK)

@@ -5,6 +5,7 @@
 #include "custom.h"
 #include "tape.h"
 #include "../graph/graph.h"
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,7 +39,7 @@ static cg_status allocate_outputs(cg_node *n)
   for (int i = 0; i < n->n_out; i++) {
     const cg_output_meta *m = &n->meta[i];
     n->out[i] = m->alias_of >= 0 ? cg__tensor_view(n->in[m->alias_of], m->ndim, m->shape)
-                                 : cg__tensor_new(m->dtype, m->ndim, m->shape);
+                                 : cg__tensor_new_sized(m->dtype, m->ndim, m->shape, m->size);
     if (!n->out[i]) {
       release_all(n->out, i);
       return cg_last_status();
@@ -55,7 +56,8 @@ static cg_status execute(const cg_op_def *def, cg_tensor *const *in, int n_in, c
     return cg_set_error(CG_EINVAL, "%s: takes %d inputs, got %d", def->name, def->n_inputs, n_in);
   if (n_in < 0 || (n_in > 0 && !in))
     return cg_set_error(CG_EINVAL, "%s: input list is NULL", def->name);
-  cg_graph *graph = cg__tls()->graph;
+  cg_thread_state *ts = cg__tls();
+  cg_graph *graph = ts->graph;
   for (int i = 0; i < n_in; i++) {
     if (!in[i]) return cg__null_input(def->name, i);
     if (in[i]->graph && in[i]->graph != graph)
@@ -66,8 +68,22 @@ static cg_status execute(const cg_op_def *def, cg_tensor *const *in, int n_in, c
   }
 
   cg_output_meta meta[CG_MAX_OUTPUTS]; /* filled by the shape rule, as node.declared says */
-  cg_node node = {.def = def, .type = def->name, .n_in = n_in, .in = (cg_tensor **)in,
-                  .meta = meta, .attrs = attrs && attrs->n ? attrs : NULL};
+  cg_node node;                       /* out[] is filled up to n_out, nothing reads beyond */
+  node.refcount = 0;
+  node.def = def;
+  node.type = def->name;
+  node.n_in = n_in;
+  node.n_out = 0;
+  node.in = (cg_tensor **)in;
+  node.meta = meta;
+  node.declared = 0;
+  node.non_differentiable = 0;
+  node.attrs = attrs && attrs->n ? attrs : NULL;
+  node.grad = NULL;
+  node.grad_name = NULL;
+  node.custom = NULL;
+  node.made_by = NULL;
+  node.graph_index = 0;
   cg_status st = graph ? cg__infer_symbolic(&node) : def->infer(&node);
   if (st != CG_OK) {
     if (cg_last_status() == CG_OK) cg_set_error(st, "%s: shape rule failed", def->name);
@@ -75,6 +91,7 @@ static cg_status execute(const cg_op_def *def, cg_tensor *const *in, int n_in, c
   }
   if ((node.n_out = count_outputs(&node)) < 0) return cg_last_status();
   if (graph) { /* graph mode: a node, symbolic outputs, nothing runs */
+    for (int i = node.n_out; i < CG_MAX_OUTPUTS; i++) node.out[i] = NULL;
     if ((st = cg__graph_add_node(graph, &node, meta, out)) == CG_OK && n_out) *n_out = node.n_out;
     return st;
   }
@@ -93,15 +110,17 @@ static cg_status execute(const cg_op_def *def, cg_tensor *const *in, int n_in, c
       return st;
     }
   }
-  if (!(def->flags & CG_OP_NOT_DIFFERENTIABLE) && cg__any_tape_recording() &&
-      (st = cg__record(&node)) != CG_OK) {
-    release_all(node.out, node.n_out);
-    return st;
-  }
-  if (cg__tls()->n_tapes > 0 && ((def->flags & CG_OP_NOT_DIFFERENTIABLE) || cg__tls()->paused) &&
-      (st = cg__record_cut(&node, cg__tls()->paused ? CG_CUT_PAUSED : CG_CUT_NOT_DIFFERENTIABLE)) != CG_OK) {
-    release_all(node.out, node.n_out);
-    return st;
+  if (ts->n_tapes > 0) { /* recording, or noting where a followed path is cut */
+    bool not_differentiable = def->flags & CG_OP_NOT_DIFFERENTIABLE;
+    if (!not_differentiable && ts->paused == 0 && (st = cg__record(&node)) != CG_OK) {
+      release_all(node.out, node.n_out);
+      return st;
+    }
+    if ((not_differentiable || ts->paused) &&
+        (st = cg__record_cut(&node, ts->paused ? CG_CUT_PAUSED : CG_CUT_NOT_DIFFERENTIABLE)) != CG_OK) {
+      release_all(node.out, node.n_out);
+      return st;
+    }
   }
   for (int i = 0; i < node.n_out; i++) {
     if (adopt) cg__scope_adopt(node.out[i]);
@@ -206,6 +225,7 @@ cg_status cg_node_set_output(cg_node *n, int i, cg_dtype d, int ndim, const int6
   m->dtype = d;
   m->ndim = ndim;
   for (int k = 0; k < ndim; k++) m->shape[k] = shape[k];
+  m->size = size;
   m->alias_of = -1;
   m->set = true;
   n->declared |= 1u << i;
@@ -241,7 +261,7 @@ cg_status cg_infer_same_as_input(cg_node *n, int i)
   return cg_node_set_output(n, 0, t->dtype, t->ndim, t->shape);
 }
 
-/* --- heap nodes (what tapes keep) ------------------------------------------------------------ */
+/* --- heap nodes (what tapes and graphs keep) ------------------------------------------------- */
 
 static size_t node_bytes(const cg_node *n)
 {
@@ -252,7 +272,8 @@ cg_node *cg__node_copy(const cg_node *n)
 {
   cg_node *c = cg__alloc(node_bytes(n));
   if (!c) return NULL;
-  *c = *n;
+  memcpy(c, n, offsetof(cg_node, out) + (size_t)n->n_out * sizeof n->out[0]);
+  memcpy(&c->declared, &n->declared, sizeof *n - offsetof(cg_node, declared));
   c->refcount = 1;
   c->meta = NULL;
   c->in = (cg_tensor **)(c + 1);
@@ -264,6 +285,26 @@ cg_node *cg__node_copy(const cg_node *n)
     memcpy(a, n->attrs, sizeof *a);
     c->attrs = a;
   }
+  return c;
+}
+
+size_t cg__node_bytes(const cg_node *n) { return node_bytes(n); }
+
+cg_node *cg__node_copy_at(void *mem, const cg_node *n)
+{
+  cg_node *c = mem;
+  memcpy(c, n, offsetof(cg_node, out) + (size_t)n->n_out * sizeof n->out[0]);
+  memcpy(&c->declared, &n->declared, sizeof *n - offsetof(cg_node, declared));
+  c->refcount = 1;
+  c->meta = NULL;
+  c->in = (cg_tensor **)(c + 1);
+  if (n->n_in) memcpy(c->in, n->in, (size_t)n->n_in * sizeof *c->in);
+  if (n->attrs) {
+    cg_attrs *a = (cg_attrs *)(c->in + n->n_in);
+    memcpy(a, n->attrs, sizeof *a);
+    c->attrs = a;
+  }
+  cg__custom_record_retain(c->custom);
   return c;
 }
 

@@ -13,6 +13,7 @@ typedef struct cg_grad_entry {
   uint64_t calls;          /* runs for ops of its own type (rule accounting)    */
   uint64_t override_calls; /* runs for ops of another type, through an override */
   int checked;             /* check-on-register done                            */
+  unsigned seq;            /* odd while fn and user are being replaced (registry.c) */
 } cg_grad_entry;
 
 typedef struct cg_custom_record cg_custom_record; /* custom.c */
@@ -21,18 +22,19 @@ typedef struct {
   cg_dtype dtype;
   int ndim;
   int64_t shape[CG_MAX_DIMS];
+  int64_t size; /* elements (shape checked when declared) */
   int alias_of; /* input index whose buffer this output views, or -1 */
   bool set;
 } cg_output_meta;
 
 struct cg_node {
-  int refcount;     /* heap nodes only: held by each tape that recorded it */
+  int refcount;     /* nodes of graphs (cg__node_copy): one per holder */
   const cg_op_def *def;
   const char *type; /* op type name (a custom gradient's def->name) */
   int n_in, n_out;
   cg_tensor **in;                    /* n_in inputs                         */
-  cg_tensor *out[CG_MAX_OUTPUTS];    /* NULL while inferring                 */
   cg_output_meta *meta;              /* only while inferring                 */
+  cg_tensor *out[CG_MAX_OUTPUTS];    /* n_out of them; none while inferring  */
   unsigned declared;                 /* bit i: the shape rule declared output i */
   unsigned non_differentiable;       /* bit i: output i carries no gradient (custom ops) */
   const cg_attrs *attrs;             /* NULL if none                         */
@@ -42,6 +44,26 @@ struct cg_node {
   const char *made_by;               /* graph nodes built by a gradient function: its name */
   size_t graph_index;                /* position in its graph                */
 };
+
+/* The cg_node accessors without their argument checks, for kernels and shape rules that
+ * know n and i are valid (the exported cg_node_input etc. check both). */
+static inline cg_tensor *cg__in(const cg_node *n, int i) { return n->in[i]; }
+static inline cg_tensor *cg__out(const cg_node *n, int i) { return n->out[i]; }
+
+/* A shape rule's fast path: output i has dtype d and like's shape. Only for a like whose
+ * shape is a tensor's own (already checked), from inside a shape rule; the same effect as
+ * cg_node_set_output(n, i, d, like->ndim, like->shape). */
+static inline void cg__declare_output_like(cg_node *n, int i, cg_dtype d, const cg_tensor *like)
+{
+  cg_output_meta *m = &n->meta[i];
+  m->dtype = d;
+  m->ndim = like->ndim;
+  for (int k = 0; k < like->ndim; k++) m->shape[k] = like->shape[k];
+  m->size = like->size;
+  m->alias_of = -1;
+  m->set = true;
+  n->declared |= 1u << i;
+}
 
 /* Runs def on inputs (the one path every op takes): checks, infers, allocates, runs,
  * records on the tapes that watch an input. Writes n_out outputs into out. */
@@ -73,6 +95,11 @@ bool cg__any_tape_recording(void);
 cg_status cg__record(const cg_node *node);
 /* A heap copy of a node (inputs, outputs retained; attrs copied), refcount 1. */
 cg_node *cg__node_copy(const cg_node *n);
+/* Bytes a copy of n takes, and a copy of n made in mem (that many bytes, pointer-aligned)
+ * without references to its inputs and outputs: a tape's record, which the tape frees with
+ * its memory (cg__custom_record_free(custom) first) and whose tensors it holds itself. */
+size_t cg__node_bytes(const cg_node *n);
+cg_node *cg__node_copy_at(void *mem, const cg_node *n);
 void cg__node_release(cg_node *n);
 /* A trainable variable's value was read: auto-watch and collect for custom gradients. */
 cg_status cg__on_var_read(cg_var *v, cg_tensor *value);
@@ -81,6 +108,14 @@ cg_status cg__on_var_read(cg_var *v, cg_tensor *value);
  * where the op stands ("(op #12 on the innermost tape)", "(graph step 7 of 40)"). */
 cg_status cg__check_numerics(const cg_node *n, const char *position);
 void cg__eager_position(char *buf, size_t n);
+
+/* Gradient accumulation as the reverse walk does it when nothing records it (src/ops/index.c,
+ * next to AddN, with AddN's arithmetic: a sum built part by part in arrival order has the
+ * bits AddN of the same parts has). Both take tensors of one dtype and shape.
+ * cg__add_n_pair: a new tensor a + b, caller-owned, in no scope; NULL on error.
+ * cg__add_n_into: acc += x in place; acc must be the caller's alone (cg__tensor_exclusive). */
+cg_tensor *cg__add_n_pair(const cg_tensor *a, const cg_tensor *b);
+void cg__add_n_into(cg_tensor *acc, const cg_tensor *x);
 
 /* Reduce a gradient of a broadcast shape back to like's shape by summing. */
 cg_tensor *cg__sum_to_shape(cg_tensor *g, cg_tensor *like);

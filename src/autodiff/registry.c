@@ -155,19 +155,29 @@ static cg_status grad_add_locked(const char *name, cg_grad_fn fn, void *user, un
   if (e->fn && !(flags & CG_REGISTER_REPLACE))
     return cg_set_error(CG_EEXIST, "cg_register_gradient: a gradient named '%s' is already "
                                    "registered (pass CG_REGISTER_REPLACE to replace it)", name);
-  e->fn = fn;
-  e->user = user;
+  /* a sequence lock: cg__gradient_snapshot reads fn and user without taking the lock */
+  unsigned seq = e->seq;
+  __atomic_store_n(&e->seq, seq + 1, __ATOMIC_RELAXED);
+  __atomic_thread_fence(__ATOMIC_RELEASE);
+  __atomic_store_n(&e->fn, fn, __ATOMIC_RELAXED);
+  __atomic_store_n(&e->user, user, __ATOMIC_RELAXED);
+  __atomic_store_n(&e->seq, seq + 2, __ATOMIC_RELEASE);
   e->flags = flags & CG_GRADIENT_ONCE_DIFFERENTIABLE;
   e->checked = 0;
   return CG_OK;
 }
 
+/* Read on every gradient call: a sequence lock instead of the registry's (two atomic
+   read-modify-writes, about 20 ns here); a replacement in between makes it read again. */
 void cg__gradient_snapshot(cg_grad_entry *e, cg_grad_fn *fn, void **user)
 {
-  pthread_rwlock_rdlock(&lock);
-  *fn = e->fn;
-  *user = e->user;
-  pthread_rwlock_unlock(&lock);
+  for (;;) {
+    unsigned seq = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE);
+    *fn = __atomic_load_n(&e->fn, __ATOMIC_RELAXED);
+    *user = __atomic_load_n(&e->user, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    if (!(seq & 1) && __atomic_load_n(&e->seq, __ATOMIC_RELAXED) == seq) return;
+  }
 }
 
 void cg__for_each_gradient(void (*fn)(cg_grad_entry *e, void *ctx), void *ctx)

@@ -3,40 +3,28 @@
 #include "tape.h"
 #include "custom.h"
 #include <stdlib.h>
+#include <string.h>
 
 /* --- id sets (open addressing over tensor ids) ------------------------------------------- */
-
-static size_t id_slot(uint64_t id, size_t cap)
-{
-  return (size_t)((id * 0x9E3779B97F4A7C15ull) >> 17) & (cap - 1);
-}
-
-bool cg__idset_has(const cg_idset *s, uint64_t id)
-{
-  if (!s->cap) return false;
-  for (size_t i = id_slot(id, s->cap);; i = (i + 1) & (s->cap - 1)) {
-    if (s->keys[i] == id) return true;
-    if (s->keys[i] == 0) return false;
-  }
-}
 
 cg_status cg__idset_add(cg_idset *s, uint64_t id)
 {
   if (2 * (s->n + 1) > s->cap) {
     size_t cap = s->cap ? 2 * s->cap : 64;
-    uint64_t *keys = cg__calloc(cap, sizeof *keys);
+    uint64_t *keys = cg__alloc(cap * sizeof *keys); /* cached: sets come and go with tapes */
     if (!keys) return CG_ENOMEM;
+    memset(keys, 0, cap * sizeof *keys);
     for (size_t k = 0; k < s->cap; k++)
       if (s->keys[k]) {
-        size_t i = id_slot(s->keys[k], cap);
+        size_t i = cg__idset_slot(s->keys[k], cap);
         while (keys[i]) i = (i + 1) & (cap - 1);
         keys[i] = s->keys[k];
       }
-    free(s->keys);
+    cg__free(s->keys, s->cap * sizeof *s->keys);
     s->keys = keys;
     s->cap = cap;
   }
-  size_t i = id_slot(id, s->cap);
+  size_t i = cg__idset_slot(id, s->cap);
   for (; s->keys[i]; i = (i + 1) & (s->cap - 1))
     if (s->keys[i] == id) return CG_OK;
   s->keys[i] = id;
@@ -46,7 +34,7 @@ cg_status cg__idset_add(cg_idset *s, uint64_t id)
 
 void cg__idset_free(cg_idset *s)
 {
-  free(s->keys);
+  cg__free(s->keys, s->cap * sizeof *s->keys);
   *s = (cg_idset){0};
 }
 
@@ -70,13 +58,51 @@ cg_tape *cg_tape_begin(unsigned flags)
   return t;
 }
 
+/* --- what a tape holds ------------------------------------------------------------------------
+ * A tape holds one reference to each tensor it follows (tracked: watched, or a float output
+ * it recorded) and to each output and other input of the nodes it recorded; its nodes
+ * borrow them. An input the tape follows needs no new reference, so a loop over recorded
+ * results and watched parameters takes one per new tensor instead of one per use. */
+
+static void tape_free_records(cg_tape *t);
+
+/* A tape's arrays come from the allocator's caches (cg__alloc): one tape after another
+   reuses them instead of growing and shrinking the heap each time. */
+static void *grow(void *p, size_t cap, size_t new_cap, size_t elem)
+{
+  void *q = cg__alloc(new_cap * elem);
+  if (q && cap) memcpy(q, p, cap * elem);
+  if (q) cg__free(p, cap * elem);
+  return q;
+}
+
+static cg_status hold(cg_tape *t, cg_tensor *x)
+{
+  if (t->n_held == t->cap_held) {
+    size_t cap = t->cap_held ? 2 * t->cap_held : 128;
+    cg_tensor **held = grow(t->held, t->cap_held, cap, sizeof *held);
+    if (!held) return CG_ENOMEM;
+    t->held = held;
+    t->cap_held = cap;
+  }
+  t->held[t->n_held++] = cg_retain(x);
+  return CG_OK;
+}
+
+/* Follows t from now on (watched, or read as a trainable variable). */
+static cg_status follow(cg_tape *tape, cg_tensor *t)
+{
+  if (cg__idset_has(&tape->tracked, t->id)) return CG_OK;
+  if (hold(tape, t) != CG_OK) return CG_ENOMEM;
+  return cg__idset_add(&tape->tracked, t->id);
+}
+
 cg_status cg_tape_watch(cg_tape *tape, cg_tensor *t)
 {
   if (!tape) return cg_set_error(CG_EINVAL, "cg_tape_watch: tape is NULL");
   if (!t) return cg__null_input("cg_tape_watch", 0);
   if (!cg_dtype_is_float(t->dtype)) return CG_OK; /* integers carry no gradient, as in TF */
-  return cg__idset_add(&tape->tracked, t->id) == CG_OK
-             ? CG_OK : cg_set_error(CG_ENOMEM, "cg_tape_watch: out of memory");
+  return follow(tape, t) == CG_OK ? CG_OK : cg_set_error(CG_ENOMEM, "cg_tape_watch: out of memory");
 }
 
 cg_status cg_tape_end(cg_tape *tape)
@@ -111,8 +137,10 @@ void cg_tape_free(cg_tape *tape)
       s->cap_tapes = 0;
     }
   }
-  for (size_t i = 0; i < tape->n_nodes; i++) cg__node_release(tape->nodes[i]);
-  free(tape->nodes);
+  tape_free_records(tape);
+  cg__free(tape->nodes, tape->cap_nodes * sizeof *tape->nodes);
+  for (size_t i = tape->n_held; i-- > 0;) cg_release(tape->held[i]);
+  cg__free(tape->held, tape->cap_held * sizeof *tape->held);
   free(tape->hooks.items);
   free(tape->cuts);
   cg__idset_free(&tape->seen);
@@ -148,28 +176,80 @@ static bool tape_follows_an_input(const cg_tape *t, const cg_node *n)
   return false;
 }
 
-static cg_status tape_append(cg_tape *t, cg_node *node)
+/* --- records -----------------------------------------------------------------------------------
+ * A tape's records live in chunks it owns (one bump of a pointer each, all freed with the
+ * tape); each tape that records an op keeps its own copy. */
+
+typedef struct cg_tape_chunk {
+  struct cg_tape_chunk *next;
+  size_t used, cap;
+  _Alignas(16) unsigned char data[];
+} chunk;
+
+/* Chunks double from 16 KB to 1 MB as a tape grows (a size class of the allocator each). */
+#define FIRST_CHUNK ((size_t)16 << 10)
+#define LAST_CHUNK ((size_t)1 << 20)
+
+static void *tape_alloc(cg_tape *t, size_t bytes)
+{
+  bytes = (bytes + 15) & ~(size_t)15;
+  chunk *c = t->chunks;
+  if (!c || c->cap - c->used < bytes) {
+    size_t whole = c ? 2 * (sizeof *c + c->cap) : FIRST_CHUNK;
+    if (whole > LAST_CHUNK) whole = LAST_CHUNK;
+    while (whole - sizeof *c < bytes) whole *= 2; /* a record larger than a chunk */
+    size_t cap = whole - sizeof *c;
+    if (!(c = cg__alloc(sizeof *c + cap))) return NULL;
+    *c = (chunk){.next = t->chunks, .cap = cap};
+    t->chunks = c;
+  }
+  void *p = c->data + c->used;
+  c->used += bytes;
+  return p;
+}
+
+static void tape_free_records(cg_tape *t)
+{
+  for (size_t i = 0; i < t->n_nodes; i++) cg__custom_record_free(t->nodes[i]->custom);
+  while (t->chunks) {
+    chunk *next = t->chunks->next;
+    cg__free(t->chunks, sizeof *t->chunks + t->chunks->cap);
+    t->chunks = next;
+  }
+}
+
+static cg_status tape_append(cg_tape *t, const cg_node *n, cg_grad_entry *grad, const char *grad_name)
 {
   if (t->n_nodes == t->cap_nodes) {
     size_t cap = t->cap_nodes ? 2 * t->cap_nodes : 64;
-    cg_node **nodes = cg__realloc(t->nodes, cap * sizeof *nodes);
+    cg_node **nodes = grow(t->nodes, t->cap_nodes, cap, sizeof *nodes);
     if (!nodes) return CG_ENOMEM;
     t->nodes = nodes;
     t->cap_nodes = cap;
   }
-  for (int i = 0; i < node->n_out; i++) {
-    bool carries = cg_dtype_is_float(node->out[i]->dtype) && !(node->non_differentiable & (1u << i));
-    if (cg__idset_add(carries ? &t->tracked : &t->seen, node->out[i]->id) != CG_OK) return CG_ENOMEM;
+  /* the record borrows its tensors from the tape, which holds them all */
+  for (int i = 0; i < n->n_in; i++)
+    if (!cg__idset_has(&t->tracked, n->in[i]->id) && hold(t, n->in[i]) != CG_OK) return CG_ENOMEM;
+  for (int i = 0; i < n->n_out; i++) {
+    if (hold(t, n->out[i]) != CG_OK) return CG_ENOMEM;
+    bool carries = cg_dtype_is_float(n->out[i]->dtype) && !(n->non_differentiable & (1u << i));
+    if (cg__idset_add(carries ? &t->tracked : &t->seen, n->out[i]->id) != CG_OK) return CG_ENOMEM;
   }
-  t->nodes[t->n_nodes++] = node;
-  node->refcount++;
+  void *mem = tape_alloc(t, cg__node_bytes(n));
+  if (!mem) return CG_ENOMEM;
+  cg_node *copy = cg__node_copy_at(mem, n);
+  copy->grad = grad;
+  copy->grad_name = grad_name;
+  t->nodes[t->n_nodes++] = copy;
   return CG_OK;
 }
 
 cg_status cg__record(const cg_node *n)
 {
   cg_thread_state *s = cg__tls();
-  cg_node *copy = NULL;
+  cg_grad_entry *grad = n->grad;
+  const char *grad_name = n->grad_name;
+  bool resolved = n->custom || n->grad; /* a traced function's call brings its own */
   bool cut = false;
   for (int k = 0; k < s->n_tapes; k++) {
     cg_tape *t = s->tapes[k];
@@ -177,23 +257,14 @@ cg_status cg__record(const cg_node *n)
       cut |= t->seen.n > 0; /* maybe fed by an integer result: note it for explanations */
       continue;
     }
-    if (!copy) {
-      if (!(copy = cg__node_copy(n))) return cg_last_status();
-      if (!copy->custom && !copy->grad) { /* a traced function's call brings its own */
-        copy->grad = cg__resolve_gradient(n->type);
-        if (!copy->grad) {
-          cg__node_release(copy);
-          return cg_last_status();
-        }
-        copy->grad_name = copy->grad->name;
-      }
+    if (!resolved) {
+      if (!(grad = cg__resolve_gradient(n->type))) return cg_last_status();
+      grad_name = grad->name;
+      resolved = true;
     }
-    if (tape_append(t, copy) != CG_OK) {
-      cg__node_release(copy);
+    if (tape_append(t, n, grad, grad_name) != CG_OK)
       return cg_set_error(CG_ENOMEM, "%s: out of memory recording on a tape", n->type);
-    }
   }
-  cg__node_release(copy); /* the tapes hold their own references */
   return cut ? cg__record_cut(n, CG_CUT_INTEGER) : CG_OK;
 }
 
@@ -204,7 +275,7 @@ cg_status cg__on_var_read(cg_var *v, cg_tensor *value)
   for (int k = 0; k < s->n_tapes; k++) {
     cg_tape *t = s->tapes[k];
     if (t->recording && !(t->flags & CG_TAPE_NO_AUTO_WATCH) && s->paused == 0 &&
-        cg__idset_add(&t->tracked, value->id) != CG_OK)
+        follow(t, value) != CG_OK)
       return cg_set_error(CG_ENOMEM, "cg_var_read: out of memory watching '%s'", cg_var_name(v));
   }
   return cg__collect_var_read(v, value) == CG_OK

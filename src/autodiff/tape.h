@@ -10,7 +10,18 @@ typedef struct {
   size_t n, cap;
 } cg_idset;
 
-bool cg__idset_has(const cg_idset *s, uint64_t id);
+static inline size_t cg__idset_slot(uint64_t id, size_t cap)
+{
+  return (size_t)((id * 0x9E3779B97F4A7C15ull) >> 17) & (cap - 1);
+}
+static inline bool cg__idset_has(const cg_idset *s, uint64_t id)
+{
+  if (!s->cap) return false;
+  for (size_t i = cg__idset_slot(id, s->cap);; i = (i + 1) & (s->cap - 1)) {
+    if (s->keys[i] == id) return true;
+    if (s->keys[i] == 0) return false;
+  }
+}
 cg_status cg__idset_add(cg_idset *s, uint64_t id);
 void cg__idset_free(cg_idset *s);
 
@@ -42,9 +53,12 @@ struct cg_tape {
   bool recording; /* between begin and end                               */
   bool busy;      /* computing its own gradient: it does not record that */
   bool used;      /* a non-persistent tape gives gradients once          */
-  cg_node **nodes;
-  size_t n_nodes, cap_nodes;
-  cg_idset tracked; /* watched tensors and everything recorded from them */
+  cg_node **nodes;  /* its records (in chunks), in execution order; they borrow their   */
+  size_t n_nodes, cap_nodes; /* inputs and outputs from held                            */
+  struct cg_tape_chunk *chunks;
+  cg_tensor **held; /* its references: what it follows, its nodes' outputs and inputs  */
+  size_t n_held, cap_held;
+  cg_idset tracked; /* watched tensors and everything recorded from them (all held) */
   cg_hook_list hooks;
   cg_cut *cuts; /* for cg_tape_explain */
   size_t n_cuts, cap_cuts;

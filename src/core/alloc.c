@@ -23,6 +23,7 @@ static struct {
 typedef struct {
   void *head[LOCAL_CLASSES];
   int count[LOCAL_CLASSES];
+  bool registered; /* flushed when the thread ends */
 } local_cache;
 
 static _Thread_local local_cache local;
@@ -38,6 +39,7 @@ static void local_flush(void *unused)
       free(p);
     }
   for (int c = 0; c < LOCAL_CLASSES; c++) local.count[c] = 0;
+  local.registered = false;
 }
 
 static void local_key_create(void) { pthread_key_create(&local_key, local_flush); }
@@ -54,20 +56,27 @@ void cg__alloc_fail_at(long n)
 
 long cg__alloc_calls(void) { return alloc_calls; }
 
-static bool injected_failure(size_t nbytes)
+static inline bool injected_failure(size_t nbytes)
 {
   if (alloc_calls++ != fail_at) return false;
   cg_set_error(CG_ENOMEM, "out of memory allocating %zu bytes (injected failure %ld)", nbytes, fail_at);
   return true;
 }
 
-static int size_class(size_t nbytes, size_t *rounded)
+/* Class c holds blocks of 64 << c bytes; -1: too large for any (rounded = nbytes). */
+static inline int size_class(size_t nbytes, size_t *rounded)
 {
-  size_t sz = 64;
-  int c = 0;
-  while (sz < nbytes && c < CACHE_CLASSES - 1) { sz <<= 1; c++; }
-  *rounded = sz < nbytes ? nbytes : sz;
-  return sz < nbytes ? -1 : c;
+  if (nbytes <= 64) {
+    *rounded = 64;
+    return 0;
+  }
+  int c = 64 - __builtin_clzll((unsigned long long)nbytes - 1) - 6;
+  if (c > CACHE_CLASSES - 1) {
+    *rounded = nbytes;
+    return -1;
+  }
+  *rounded = (size_t)64 << c;
+  return c;
 }
 
 void *cg__alloc(size_t nbytes)
@@ -101,9 +110,10 @@ void cg__free(void *p, size_t nbytes)
   size_t rounded;
   int c = size_class(nbytes ? nbytes : 1, &rounded);
   if (c >= 0 && c < LOCAL_CLASSES && local.count[c] < LOCAL_DEPTH) {
-    if (!local.head[0] && !local.head[1] && !local.head[2] && !local.head[3]) {
+    if (!local.registered) {
       pthread_once(&local_once, local_key_create); /* flush this thread's blocks when it exits */
       pthread_setspecific(local_key, &local);
+      local.registered = true;
     }
     *(void **)p = local.head[c];
     local.head[c] = p;

@@ -4,29 +4,27 @@
 #include <stdarg.h>
 #include <stdlib.h>
 
-static _Thread_local cg_thread_state tls_state;
+_Thread_local cg_thread_state cg__tls_state; /* internal.h reads it inline (cg__tls) */
 
-cg_thread_state *cg__tls(void) { return &tls_state; }
-
-cg_status cg_last_status(void) { return tls_state.status; }
-const char *cg_last_error(void) { return tls_state.message; }
+cg_status cg_last_status(void) { return cg__tls_state.status; }
+const char *cg_last_error(void) { return cg__tls_state.message; }
 
 void cg_clear_error(void)
 {
-  tls_state.status = CG_OK;
-  tls_state.message[0] = '\0';
+  cg__tls_state.status = CG_OK;
+  cg__tls_state.message[0] = '\0';
 }
 
 cg_status cg_set_error(cg_status s, const char *fmt, ...)
 {
-  tls_state.status = s;
+  cg__tls_state.status = s;
   if (!fmt) { /* a user callback's slip must not crash the host */
-    snprintf(tls_state.message, sizeof tls_state.message, "(no message)");
+    snprintf(cg__tls_state.message, sizeof cg__tls_state.message, "(no message)");
     return s;
   }
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(tls_state.message, sizeof tls_state.message, fmt, ap);
+  vsnprintf(cg__tls_state.message, sizeof cg__tls_state.message, fmt, ap);
   va_end(ap);
   return s;
 }
@@ -34,12 +32,12 @@ cg_status cg_set_error(cg_status s, const char *fmt, ...)
 cg_status cg_status_of(const cg_tensor *t)
 {
   if (t) return CG_OK;
-  return tls_state.status != CG_OK ? tls_state.status : CG_EINVAL;
+  return cg__tls_state.status != CG_OK ? cg__tls_state.status : CG_EINVAL;
 }
 
 cg_status cg__null_input(const char *op, int i)
 {
-  if (tls_state.status != CG_OK) return tls_state.status;
+  if (cg__tls_state.status != CG_OK) return cg__tls_state.status;
   return cg_set_error(CG_EINVAL, "%s: input %d is NULL", op, i);
 }
 

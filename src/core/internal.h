@@ -12,28 +12,46 @@ typedef struct cg_buffer {
   int device; /* 0: host. Kernels look at it; nothing else assumes host memory. */
   size_t nbytes;
   void *data;
-  /* Small tensors live in one block: [owner tensor | this buffer | data]. The block goes when
-     the buffer's last reference does (the owner's header included). NULL: separate pieces. */
+  /* A tensor's headers live in one block: [owner tensor | this buffer | data], data apart
+     when large. The block goes when the buffer's last reference does (the owner's header
+     included). NULL: separate pieces. */
   void *block;
   size_t block_bytes;
+  bool data_apart; /* block holds the headers only; data is an allocation of its own */
 } cg_buffer;
 
+/* What kernels, the dispatcher and the reverse walk read for every op comes first, in the
+   first cache line (64 bytes); the shape follows, then what only graphs and hooks use. */
 struct cg_tensor {
   int refcount;
   cg_dtype dtype;
   int ndim;
-  int64_t shape[CG_MAX_DIMS];
+  bool has_hook; /* gradient hooks are registered for it (hooks.c) */
   int64_t size;
+  void *data;    /* into buf                                                  */
   cg_buffer *buf;
-  void *data;  /* into buf                                                  */
-  uint64_t id; /* unique per tensor on this process; tapes track these      */
+  uint64_t id;   /* unique per tensor on this process; tapes track these      */
   /* Symbolic tensors (graph mode) have no buffer: graph is set, data NULL, unknown dims -1. */
   struct cg_graph *graph;
+  int64_t shape[CG_MAX_DIMS];
   struct cg_node *producer; /* borrowed from the graph; NULL for placeholders */
   int out_index;
   char *name;               /* placeholders: the name errors use             */
-  bool has_hook;            /* gradient hooks are registered for it (hooks.c) */
 };
+
+/* --- hot accessors ---------------------------------------------------------------------- */
+/* The library's own files get these public functions inline (the same results; the exported
+ * functions stay for users): the dispatcher and every kernel call them per op. */
+static inline size_t cg__dtype_size(cg_dtype d)
+{
+  static const size_t sizes[] = {4, 8, 4, 8, 1};
+  return (unsigned)d < CG_NUM_DTYPES ? sizes[d] : 0;
+}
+static inline int cg__dtype_is_float(cg_dtype d) { return d == CG_F32 || d == CG_F64; }
+static inline cg_dtype cg__tensor_dtype(const cg_tensor *t) { return t ? t->dtype : CG_NUM_DTYPES; }
+#define cg_dtype_size(d) cg__dtype_size(d)
+#define cg_dtype_is_float(d) cg__dtype_is_float(d)
+#define cg_tensor_dtype(t) cg__tensor_dtype(t)
 
 /* --- allocation ---------------------------------------------------------------------- */
 void *cg__alloc(size_t nbytes); /* 64-byte aligned, cached; sets CG_ENOMEM on failure */
@@ -56,6 +74,8 @@ void cg__reset_peak_bytes(void);
 cg_status cg__shape_size(const char *op, int ndim, const int64_t *shape, int64_t *size);
 /* A new uninitialised tensor owned by the caller (not yet in any scope: see cg__scope_adopt). */
 cg_tensor *cg__tensor_new(cg_dtype d, int ndim, const int64_t *shape);
+/* The same for a shape already checked, of size elements (the dispatcher's outputs). */
+cg_tensor *cg__tensor_new_sized(cg_dtype d, int ndim, const int64_t *shape, int64_t size);
 /* A new tensor viewing src's buffer with another shape of the same size (caller-owned). */
 cg_tensor *cg__tensor_view(cg_tensor *src, int ndim, const int64_t *shape);
 /* A new symbolic tensor of graph g (no buffer), caller-owned. Dims may be -1 (unknown). */
@@ -63,7 +83,23 @@ cg_tensor *cg__tensor_symbolic(struct cg_graph *g, cg_dtype d, int ndim, const i
 static inline bool cg__is_symbolic(const cg_tensor *t) { return t->graph != NULL; }
 /* Hand one reference the library holds to the innermost scope (or to the caller). */
 void cg__scope_adopt(cg_tensor *t);
-bool cg__shape_equal(int na, const int64_t *a, int nb, const int64_t *b);
+/* Takes back one reference the innermost open scope holds on t, if it holds one: true when
+ * the caller now owns that reference (the scope no longer releases it at its end). */
+bool cg__scope_take(cg_tensor *t);
+/* True when the caller's reference is the only one to t and to its buffer: nobody else can
+ * see its data, so writing it in place is safe (acquire: earlier owners' writes are seen). */
+static inline bool cg__tensor_exclusive(const cg_tensor *t)
+{
+  return __atomic_load_n(&t->refcount, __ATOMIC_ACQUIRE) == 1 && t->buf &&
+         __atomic_load_n(&t->buf->refcount, __ATOMIC_ACQUIRE) == 1;
+}
+static inline bool cg__shape_equal(int na, const int64_t *a, int nb, const int64_t *b)
+{
+  if (na != nb) return false;
+  for (int i = 0; i < na; i++)
+    if (a[i] != b[i]) return false;
+  return true;
+}
 char *cg__fmt_shape(int ndim, const int64_t *shape, char *buf, size_t n);
 /* The element type's C value read as double / written from double. */
 double cg__load(cg_dtype d, const void *base, int64_t i);
@@ -104,6 +140,7 @@ typedef struct cg_thread_state {
   const char *building_gradient; /* set while a gradient function builds graph nodes */
 } cg_thread_state;
 
-cg_thread_state *cg__tls(void);
+extern _Thread_local cg_thread_state cg__tls_state;
+static inline cg_thread_state *cg__tls(void) { return &cg__tls_state; }
 
 #endif

@@ -4,6 +4,7 @@
  * scope never fails even when the allocator has just failed (growth is retried later). */
 #include "internal.h"
 #include <stdlib.h>
+#include <string.h>
 
 #define SPARE 32 /* free slots kept ahead: adopting needs no allocation */
 
@@ -31,6 +32,25 @@ void cg__scope_adopt(cg_tensor *t)
   }
   s->held[s->n_held++] = t;
   keep_spare(s);
+}
+
+/* Looks at the innermost scope's most recent references only: the caller asks about a
+   tensor it has just been handed, and a scope can be long. */
+#define TAKE_LOOKBACK 16
+
+bool cg__scope_take(cg_tensor *t)
+{
+  cg_thread_state *s = cg__tls();
+  if (!t || s->n_scopes == 0) return false;
+  size_t mark = s->scope_marks[s->n_scopes - 1];
+  size_t stop = s->n_held - mark > TAKE_LOOKBACK ? s->n_held - TAKE_LOOKBACK : mark;
+  for (size_t i = s->n_held; i-- > stop;)
+    if (s->held[i] == t) {
+      memmove(&s->held[i], &s->held[i + 1], (s->n_held - i - 1) * sizeof *s->held);
+      s->n_held--;
+      return true;
+    }
+  return false;
 }
 
 cg_scope cg_scope_begin(void)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 typedef struct {
+  bool any_alias;                /* some alias_of[o] >= 0 (next to what a run reads) */
   cg_node node;                  /* def, type, attrs; in/out bound to slot tensors   */
   int alias_of[CG_MAX_OUTPUTS];  /* the input an output views (-1: its own buffer)   */
 } step;
@@ -15,9 +16,11 @@ typedef struct {
 typedef struct {
   cg_tensor *t;     /* a header the plan owns, or a constant it retains           */
   bool constant;
+  bool chunked;     /* t lies in the plan's header chunks (outputs of steps)      */
   int root;         /* slot owning the buffer this one views; -1: not pooled        */
   size_t nbytes;
   size_t last_use;  /* 1 + the last step reading it or a view of it; SIZE_MAX: fetched */
+  size_t step;      /* the step that computes it (outputs of steps)                  */
   cg_tensor *buffer; /* roots: the pooled tensor whose memory they use              */
 } slot;
 
@@ -34,6 +37,10 @@ struct cg_plan {
   size_t n_steps, cap_steps;
   cg_tensor **buffers;     /* the pool's tensors (released with the plan)   */
   size_t n_buffers;
+  /* A run reads every step, its inputs and its output headers in step order: the steps'
+     input lists lie in one array, the headers of their outputs in chunks, in that order. */
+  cg_tensor **inputs;
+  struct header_chunk *headers;
   cg_graph_stats stats;
   cg_plan *next;
 };
@@ -49,6 +56,36 @@ static cg_tensor *new_header(cg_dtype d, int ndim, const int64_t *shape)
 {
   cg_tensor *t = cg__calloc(1, sizeof *t);
   if (!t) return NULL;
+  t->refcount = 1;
+  t->dtype = d;
+  t->ndim = ndim;
+  t->size = 1;
+  for (int i = 0; i < ndim; i++) {
+    t->shape[i] = shape[i];
+    t->size *= shape[i];
+  }
+  return t;
+}
+
+/* Headers of step outputs, in the order the steps make them. */
+#define HEADERS_PER_CHUNK 256
+typedef struct header_chunk {
+  struct header_chunk *next;
+  size_t used;
+  cg_tensor items[HEADERS_PER_CHUNK];
+} header_chunk;
+
+static cg_tensor *chunk_header(cg_plan *p, cg_dtype d, int ndim, const int64_t *shape)
+{
+  if (!p->headers || p->headers->used == HEADERS_PER_CHUNK) {
+    header_chunk *c = cg__malloc(sizeof *c);
+    if (!c) return NULL;
+    c->next = p->headers;
+    c->used = 0;
+    p->headers = c;
+  }
+  cg_tensor *t = &p->headers->items[p->headers->used++];
+  memset(t, 0, sizeof *t);
   t->refcount = 1;
   t->dtype = d;
   t->ndim = ndim;
@@ -229,22 +266,22 @@ static cg_status add_step(builder *b, const cg_node *n, cg_tensor **in, const in
   for (int o = 0; o < CG_MAX_OUTPUTS; o++) meta[o].set = false;
   s->node = (cg_node){.def = n->def, .type = n->type, .n_in = n->n_in, .in = in, .meta = meta,
                       .attrs = n->attrs, .n_out = n->n_out};
+  s->any_alias = false;
   cg_status st = n->def->infer(&s->node);
   s->node.meta = NULL;
   if (st != CG_OK) return st;
   size_t k = p->n_steps;
   for (int o = 0; o < n->n_out; o++) {
     const cg_output_meta *m = &meta[o];
-    cg_tensor *h = m->set ? new_header(m->dtype, m->ndim, m->shape) : NULL;
+    cg_tensor *h = m->set ? chunk_header(p, m->dtype, m->ndim, m->shape) : NULL;
     if (!h) return m->set ? CG_ENOMEM : cg_set_error(CG_EINVAL, "%s: output %d was not declared", n->type, o);
     s->alias_of[o] = m->alias_of;
+    s->any_alias |= m->alias_of >= 0;
     int root = m->alias_of >= 0 ? p->slots[in_slots[m->alias_of]].root : (int)p->n_slots;
-    slot sl = {.t = h, .root = root, .nbytes = (size_t)h->size * cg_dtype_size(h->dtype), .last_use = k + 1};
+    slot sl = {.t = h, .chunked = true, .root = root, .nbytes = (size_t)h->size * cg_dtype_size(h->dtype),
+               .last_use = k + 1, .step = k};
     int idx = add_slot(b, n->out[o]->id, sl);
-    if (idx < 0) {
-      free(h);
-      return CG_ENOMEM;
-    }
+    if (idx < 0) return CG_ENOMEM; /* (h goes with the chunks) */
     s->node.out[o] = h;
   }
   for (int i = 0; i < n->n_in; i++) { /* a buffer lives until its last reader, views included */
@@ -307,41 +344,80 @@ static cg_tensor *take_buffer(cg_plan *p, pool *pl, const slot *s)
   return t;
 }
 
+/* Walks the steps in order: each output gets the smallest free buffer that fits (or a new
+   one), and a buffer goes back to the pool after the step that reads it last. Step k's
+   outputs and the buffers freed after it are found from two indexes built first (in slot
+   order, as a scan of all slots would meet them), so planning is linear in the steps. */
 static cg_status assign_buffers(cg_plan *p)
 {
   pool pl = {cg__malloc((p->n_slots + 1) * sizeof(cg_tensor *)), 0};
   p->buffers = cg__malloc((p->n_slots + 1) * sizeof *p->buffers);
-  if (!pl.free_list || !p->buffers) {
-    free(pl.free_list);
-    return CG_ENOMEM;
+  /* by_step: root slots made by each step; by_free: root slots by their last reader */
+  size_t *made_at = cg__calloc(p->n_steps + 2, sizeof *made_at), *freed_at = cg__calloc(p->n_steps + 2, sizeof *freed_at);
+  size_t *by_step = cg__malloc((p->n_slots + 1) * sizeof *by_step), *by_free = cg__malloc((p->n_slots + 1) * sizeof *by_free);
+  cg_status st = pl.free_list && p->buffers && made_at && freed_at && by_step && by_free ? CG_OK : CG_ENOMEM;
+  for (size_t i = 0; i < p->n_slots && st == CG_OK; i++) { /* count, then place (counting sort) */
+    const slot *sl = &p->slots[i];
+    if (sl->root != (int)i || sl->constant) continue;
+    made_at[sl->step + 1]++;
+    if (sl->last_use != SIZE_MAX) freed_at[sl->last_use]++;
   }
-  size_t live = 0;
-  for (size_t k = 0; k < p->n_steps; k++) {
-    step *s = &p->steps[k];
-    for (size_t i = 0; i < p->n_slots; i++) { /* outputs of step k: slots created for it */
-      slot *sl = &p->slots[i];
-      if (sl->root != (int)i || sl->buffer || sl->constant) continue;
-      bool mine = false;
-      for (int o = 0; o < s->node.n_out && !mine; o++) mine = s->node.out[o] == sl->t;
-      if (!mine) continue;
+  for (size_t k = 1; k <= p->n_steps + 1 && st == CG_OK; k++) {
+    made_at[k] += made_at[k - 1];
+    freed_at[k] += freed_at[k - 1];
+  }
+  for (size_t i = 0; i < p->n_slots && st == CG_OK; i++) {
+    const slot *sl = &p->slots[i];
+    if (sl->root != (int)i || sl->constant) continue;
+    by_step[made_at[sl->step]++] = i;
+    if (sl->last_use != SIZE_MAX) by_free[freed_at[sl->last_use - 1]++] = i;
+  }
+  /* now made_at[k] and freed_at[k] end the runs of step k and of last reader k + 1 */
+  size_t live = 0, m = 0, f = 0;
+  for (size_t k = 0; k < p->n_steps && st == CG_OK; k++) {
+    for (; m < made_at[k] && st == CG_OK; m++) { /* outputs of step k */
+      slot *sl = &p->slots[by_step[m]];
+      if (sl->buffer) continue;
       if (!(sl->buffer = take_buffer(p, &pl, sl))) {
-        free(pl.free_list);
-        return cg_last_status();
+        st = cg_last_status();
+        break;
       }
       sl->t->data = sl->buffer->data;
       live += sl->nbytes;
       p->stats.total_bytes += sl->nbytes;
       if (live > p->stats.peak_bytes) p->stats.peak_bytes = live;
     }
-    for (size_t i = 0; i < p->n_slots; i++) { /* buffers whose last reader was step k */
-      slot *sl = &p->slots[i];
-      if (sl->root == (int)i && sl->buffer && sl->last_use == k + 1) {
+    for (; f < freed_at[k] && st == CG_OK; f++) { /* buffers whose last reader was step k */
+      slot *sl = &p->slots[by_free[f]];
+      if (sl->buffer) {
         pl.free_list[pl.n_free++] = sl->buffer;
         live -= sl->nbytes;
       }
     }
   }
   free(pl.free_list);
+  free(made_at);
+  free(freed_at);
+  free(by_step);
+  free(by_free);
+  return st;
+}
+
+/* The steps' input lists, moved into one array in step order. */
+static cg_status gather_inputs(cg_plan *p)
+{
+  size_t total = 0;
+  for (size_t k = 0; k < p->n_steps; k++) total += (size_t)p->steps[k].node.n_in;
+  cg_tensor **all = cg__malloc((total ? total : 1) * sizeof *all);
+  if (!all) return CG_ENOMEM;
+  for (size_t k = 0, at = 0; k < p->n_steps; k++) {
+    cg_node *n = &p->steps[k].node;
+    memcpy(all + at, n->in, (size_t)n->n_in * sizeof *all);
+    free(n->in);
+    n->in = all + at;
+    at += (size_t)n->n_in;
+  }
+  p->inputs = all;
   return CG_OK;
 }
 
@@ -350,10 +426,17 @@ static cg_status assign_buffers(cg_plan *p)
 void cg__plan_free(cg_plan *p)
 {
   if (!p) return;
-  for (size_t k = 0; k < p->n_steps; k++) free(p->steps[k].node.in);
+  if (p->inputs) free(p->inputs); /* the steps' input lists, all in one */
+  else
+    for (size_t k = 0; k < p->n_steps; k++) free(p->steps[k].node.in);
   for (size_t i = 0; i < p->n_slots; i++) {
     if (p->slots[i].constant) cg_release(p->slots[i].t);
-    else free(p->slots[i].t);
+    else if (!p->slots[i].chunked) free(p->slots[i].t);
+  }
+  while (p->headers) {
+    header_chunk *next = p->headers->next;
+    free(p->headers);
+    p->headers = next;
   }
   for (size_t i = 0; i < p->n_buffers; i++) cg_release(p->buffers[i]);
   for (int i = 0; i < p->n_feeds && p->feed_keys && p->feed_shapes; i++) {
@@ -428,6 +511,7 @@ cg_plan *cg__plan_build(cg_graph *g, const cg_feed *feeds, int n_feeds, cg_tenso
   for (size_t k = 0; k < g->n_nodes && st == CG_OK; k++)
     if (b.needed[k] && !b.merged[k]) st = compile_node(&b, g->nodes[k]);
   if (st == CG_OK) st = bind_fetches(&b, fetches, n_fetches);
+  if (st == CG_OK) st = gather_inputs(p);
   /* fetched buffers must not be reused: bind_fetches marked them before buffers are given */
   if (st == CG_OK) st = assign_buffers(p);
   p->stats.nodes = g->n_nodes;
@@ -463,16 +547,20 @@ cg_status cg__plan_execute(cg_plan *p, const cg_feed *feeds, int n_feeds, cg_ten
 {
   for (int i = 0; i < n_feeds; i++) p->slots[p->feed_slot[i]].t->data = feeds[i].value->data;
   cg_status st = CG_OK;
-  for (size_t k = 0; k < p->n_steps && st == CG_OK; k++) {
+  bool check = cg_check_numerics_enabled(); /* read once per run */
+  for (size_t k = 0; k < p->n_steps; k++) { /* one kernel call each */
     step *s = &p->steps[k];
-    for (int o = 0; o < s->node.n_out; o++)
-      if (s->alias_of[o] >= 0) s->node.out[o]->data = s->node.in[s->alias_of[o]]->data;
-    st = s->node.def->run(&s->node);
-    if (st != CG_OK && cg_last_status() == CG_OK) cg_set_error(st, "%s: kernel failed", s->node.type);
-    if (st == CG_OK && cg_check_numerics_enabled()) {
+    if (s->any_alias)
+      for (int o = 0; o < s->node.n_out; o++)
+        if (s->alias_of[o] >= 0) s->node.out[o]->data = s->node.in[s->alias_of[o]]->data;
+    if ((st = s->node.def->run(&s->node)) != CG_OK) {
+      if (cg_last_status() == CG_OK) cg_set_error(st, "%s: kernel failed", s->node.type);
+      break;
+    }
+    if (check) {
       char where[96];
       snprintf(where, sizeof where, "(graph step %zu of %zu)", k + 1, p->n_steps);
-      st = cg__check_numerics(&s->node, where);
+      if ((st = cg__check_numerics(&s->node, where)) != CG_OK) break;
     }
   }
   for (int i = 0; i < p->n_fetches; i++) out[i] = NULL;

@@ -28,15 +28,16 @@ static cg_status check_feed(const cg_graph *g, const cg_feed *f, int i)
   if (p->graph != g || p->producer)
     return cg_set_error(CG_EINVAL, "cg_graph_run: feed %d is not a placeholder of this graph", i);
   if (v->graph) return cg_set_error(CG_EINVAL, "cg_graph_run: the value fed to '%s' is symbolic", p->name);
-  cg__fmt_shape(p->ndim, p->shape, want, sizeof want);
-  cg_shape_str(v, got, sizeof got);
-  if (v->dtype != p->dtype)
-    return cg_set_error(CG_EDTYPE, "cg_graph_run: placeholder '%s' is %s %s but was fed %s %s", p->name,
-                        cg_dtype_name(p->dtype), want, cg_dtype_name(v->dtype), got);
   bool fits = v->ndim == p->ndim;
   for (int d = 0; fits && d < p->ndim; d++) fits = p->shape[d] < 0 || p->shape[d] == v->shape[d];
-  if (!fits)
+  if (v->dtype != p->dtype || !fits) { /* (shapes are formatted only for the message) */
+    cg__fmt_shape(p->ndim, p->shape, want, sizeof want);
+    cg_shape_str(v, got, sizeof got);
+    if (v->dtype != p->dtype)
+      return cg_set_error(CG_EDTYPE, "cg_graph_run: placeholder '%s' is %s %s but was fed %s %s", p->name,
+                          cg_dtype_name(p->dtype), want, cg_dtype_name(v->dtype), got);
     return cg_set_error(CG_ESHAPE, "cg_graph_run: placeholder '%s' has shape %s but was fed %s", p->name, want, got);
+  }
   for (int j = 0; j < i; j++)
     if (f[j - i].placeholder == p)
       return cg_set_error(CG_EINVAL, "cg_graph_run: placeholder '%s' is fed twice", p->name);

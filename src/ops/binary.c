@@ -15,11 +15,16 @@ typedef void (*span_fn)(const void *a, int64_t a_step, const void *b, int64_t b_
                         void *y, int64_t n);
 
 /* What distinguishes one two-input op from another; it hangs from cg_op_def.user. */
+/* The float arithmetic binary_run computes itself on one element (a span call is most of
+   the cost of a one-element op): the same C expression as the span, so the same bits. */
+typedef enum { NOT_ARITHMETIC, ARITH_ADD, ARITH_SUB, ARITH_MUL, ARITH_DIV } arithmetic;
+
 typedef struct {
   span_fn span[CG_NUM_DTYPES]; /* NULL: the op does not take this dtype                  */
   bool bool_output;            /* comparisons and logic give bool                       */
   /* Optional: refuses input values the kernel cannot compute (integer division by 0). */
   cg_status (*check_values)(const cg_node *n);
+  arithmetic one;              /* its one-element float case, if binary_run knows it     */
 } binary_kind;
 
 /* Defines a span_fn named name. Elements are stored as T, read as C (A and B in expr) and
@@ -105,7 +110,12 @@ static const char *supported_dtypes(const binary_kind *kind, char *buf, size_t s
 static cg_status binary_infer(cg_node *n)
 {
   const binary_kind *kind = cg_node_op_user(n);
-  const cg_tensor *a = cg_node_input(n, 0), *b = cg_node_input(n, 1);
+  const cg_tensor *a = cg__in(n, 0), *b = cg__in(n, 1);
+  if (a->dtype == b->dtype && kind->span[a->dtype] &&
+      cg__shape_equal(a->ndim, a->shape, b->ndim, b->shape)) { /* the common case: one shape */
+    cg__declare_output_like(n, 0, kind->bool_output ? CG_BOOL : a->dtype, a);
+    return CG_OK;
+  }
   cg_status st = cg__require_same_dtype(n, 0, 1);
   if (st != CG_OK) return st;
   if (!kind->span[a->dtype]) {
@@ -165,25 +175,65 @@ static void binary_rows_range(void *ctx, int64_t begin, int64_t end)
 }
 
 /* Kernel of every two-input op; large outputs are split over the threads. */
-static cg_status binary_run(cg_node *n)
+/* y = a op b for one-element float tensors: the spans' expressions (FLOAT_SPANS below). */
+#define ONE_ELEMENT(T)                                                                      \
+  do {                                                                                      \
+    const T A = *(const T *)a->data, B = *(const T *)b->data;                               \
+    T *Y = y->data;                                                                         \
+    switch (op) {                                                                           \
+    case ARITH_ADD: *Y = A + B; break;                                                      \
+    case ARITH_SUB: *Y = A - B; break;                                                      \
+    case ARITH_MUL: *Y = A * B; break;                                                      \
+    case ARITH_DIV: *Y = A / B; break;                                                      \
+    default: break;                                                                         \
+    }                                                                                       \
+  } while (0)
+
+static inline void one_element(arithmetic op, const cg_tensor *a, const cg_tensor *b, cg_tensor *y)
 {
-  const binary_kind *kind = cg_node_op_user(n);
-  cg_tensor *a = cg_node_input(n, 0), *b = cg_node_input(n, 1), *y = cg_node_output(n, 0);
-  if (y->size == 0) return CG_OK;
-  if (kind->check_values) {
-    cg_status st = kind->check_values(n);
-    if (st != CG_OK) return st;
-  }
+  if (a->dtype == CG_F32) ONE_ELEMENT(float);
+  else ONE_ELEMENT(double);
+}
+
+/* Any other case: broadcasting, or outputs large enough to split over the threads. */
+__attribute__((noinline)) static cg_status binary_run_general(const binary_kind *kind, cg_tensor *a,
+                                                              cg_tensor *b, cg_tensor *y)
+{
   binary_job j = {kind->span[a->dtype], a, b, y, 1, 1};
   if (cg__shape_equal(a->ndim, a->shape, b->ndim, b->shape) || a->size == 1 || b->size == 1) {
     j.a_step = a->size == 1 && y->size > 1 ? 0 : 1;
     j.b_step = b->size == 1 && y->size > 1 ? 0 : 1;
-    cg__parallel_for(y->size, CG_PARALLEL_MIN_ELEMENTS, binary_span_range, &j);
+    if (y->size <= CG_PARALLEL_MIN_ELEMENTS) /* one range, as cg__parallel_for would give */
+      j.span(a->data, j.a_step, b->data, j.b_step, y->data, y->size);
+    else
+      cg__parallel_for(y->size, CG_PARALLEL_MIN_ELEMENTS, binary_span_range, &j);
   } else {
     int64_t row_len = y->shape[y->ndim - 1], rows = y->size / row_len;
     cg__parallel_for(rows, CG_PARALLEL_MIN_ELEMENTS / row_len + 1, binary_rows_range, &j);
   }
   return CG_OK;
+}
+
+static cg_status binary_run(cg_node *n)
+{
+  const binary_kind *kind = n->def->user;
+  cg_tensor *a = cg__in(n, 0), *b = cg__in(n, 1), *y = cg__out(n, 0);
+  if (y->size == 0) return CG_OK;
+  if (kind->check_values) {
+    cg_status st = kind->check_values(n);
+    if (st != CG_OK) return st;
+  }
+  if (y->size == 1 && kind->one && (a->dtype == CG_F32 || a->dtype == CG_F64)) {
+    one_element(kind->one, a, b, y);
+    return CG_OK;
+  }
+  /* the common case first: both inputs have the output's size, so (leading 1s aside) its
+     shape and layout: one span of steps 1, on this thread */
+  if (a->size == y->size && b->size == y->size && y->size <= CG_PARALLEL_MIN_ELEMENTS) {
+    kind->span[a->dtype](a->data, 1, b->data, 1, y->data, y->size);
+    return CG_OK;
+  }
+  return binary_run_general(kind, a, b, y);
 }
 
 /* Integer ops carry no gradient: their gradient functions leave dx NULL. */
@@ -208,7 +258,7 @@ static cg_status both_built(const cg_tensor *da, const cg_tensor *db)
 /* --- Add: y = a + b;  da = dy, db = dy -------------------------------------------------- */
 FLOAT_SPANS(add, A + B)
 WRAPPING_INT_SPANS(add, A + B)
-static const binary_kind add_kind = {.span = NUMERIC_KERNELS(add)};
+static const binary_kind add_kind = {.span = NUMERIC_KERNELS(add), .one = ARITH_ADD};
 static cg_status add_grad(const cg_node *op, cg_tensor *const *dy, cg_tensor **dx, void *user)
 {
   if (!is_float_op(op)) return CG_OK;
@@ -222,7 +272,7 @@ cg_tensor *cg_add(cg_tensor *a, cg_tensor *b) { return cg_apply2(&add_def, a, b,
 /* --- Sub: y = a - b;  da = dy, db = -dy ------------------------------------------------- */
 FLOAT_SPANS(sub, A - B)
 WRAPPING_INT_SPANS(sub, A - B)
-static const binary_kind sub_kind = {.span = NUMERIC_KERNELS(sub)};
+static const binary_kind sub_kind = {.span = NUMERIC_KERNELS(sub), .one = ARITH_SUB};
 static cg_status sub_grad(const cg_node *op, cg_tensor *const *dy, cg_tensor **dx, void *user)
 {
   if (!is_float_op(op)) return CG_OK;
@@ -236,7 +286,7 @@ cg_tensor *cg_sub(cg_tensor *a, cg_tensor *b) { return cg_apply2(&sub_def, a, b,
 /* --- Mul: y = a * b;  da = dy * b, db = dy * a ------------------------------------------ */
 FLOAT_SPANS(mul, A * B)
 WRAPPING_INT_SPANS(mul, A * B)
-static const binary_kind mul_kind = {.span = NUMERIC_KERNELS(mul)};
+static const binary_kind mul_kind = {.span = NUMERIC_KERNELS(mul), .one = ARITH_MUL};
 static cg_status mul_grad(const cg_node *op, cg_tensor *const *dy, cg_tensor **dx, void *user)
 {
   if (!is_float_op(op)) return CG_OK;
@@ -269,7 +319,7 @@ static cg_status div_check_values(const cg_node *n)
   return CG_OK;
 }
 static const binary_kind div_kind =
-    {.span = NUMERIC_KERNELS(div), .check_values = div_check_values};
+    {.span = NUMERIC_KERNELS(div), .check_values = div_check_values, .one = ARITH_DIV};
 static cg_status div_grad(const cg_node *op, cg_tensor *const *dy, cg_tensor **dx, void *user)
 {
   if (!is_float_op(op)) return CG_OK;

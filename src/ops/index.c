@@ -344,13 +344,22 @@ static void add_n_blocks(void *ctx, int64_t first, int64_t last)
   cg_tensor *y = cg_node_output(n, 0);
   size_t elem = cg_dtype_size(y->dtype);
   char *out = y->data;
+  if (y->dtype == CG_F32 && y->size <= 8) { /* a few elements: each summed in a register, */
+    float *ys = (float *)(void *)out;      /* in input order, as the loop below would      */
+    for (int64_t e = 0; e < y->size; e++) {
+      float acc = CG_F32P(cg__in(n, 0))[e];
+      for (int i = 1; i < count; i++) acc += CG_F32P(cg__in(n, i))[e];
+      ys[e] = acc;
+    }
+    return;
+  }
   for (int64_t blk = first; blk < last; blk++) {
     int64_t begin = blk * ADD_N_BLOCK;
     int64_t len = y->size - begin < ADD_N_BLOCK ? y->size - begin : ADD_N_BLOCK;
     size_t offset = (size_t)begin * elem;
-    memcpy(out + offset, (const char *)cg_node_input(n, 0)->data + offset, (size_t)len * elem);
+    memcpy(out + offset, (const char *)cg__in(n, 0)->data + offset, (size_t)len * elem);
     for (int i = 1; i < count; i++) {
-      const char *x = (const char *)cg_node_input(n, i)->data + offset;
+      const char *x = (const char *)cg__in(n, i)->data + offset;
       if (y->dtype == CG_F32) add_into_f32((float *)(void *)(out + offset), (const float *)(const void *)x, len);
       else add_into(y->dtype, out + offset, x, len);
     }
@@ -364,6 +373,41 @@ static cg_status add_n_run(cg_node *n)
   int64_t reads = (int64_t)cg_node_num_inputs(n) * ADD_N_BLOCK; /* elements read per block */
   cg__parallel_for(blocks, CG_PARALLEL_MIN_ELEMENTS / reads + 1, add_n_blocks, n);
   return CG_OK;
+}
+
+/* The reverse walk's accumulation (node.h): AddN's additions one part at a time, so a sum
+ * built in arrival order has the bits of AddN over the same parts (memcpy of the first, then
+ * y += x for each further part, element by element). Large tensors are split over the
+ * threads; element-wise, the split does not change a bit. */
+typedef struct {
+  cg_tensor *y;
+  const cg_tensor *x;
+} add_whole_job;
+
+static void add_whole_range(void *ctx, int64_t begin, int64_t end)
+{
+  const add_whole_job *j = ctx;
+  size_t elem = cg_dtype_size(j->y->dtype), offset = (size_t)begin * elem;
+  char *y = (char *)j->y->data + offset;
+  const char *x = (const char *)j->x->data + offset;
+  if (j->y->dtype == CG_F32) add_into_f32((float *)(void *)y, (const float *)(const void *)x, end - begin);
+  else add_into(j->y->dtype, y, x, end - begin);
+}
+
+void cg__add_n_into(cg_tensor *acc, const cg_tensor *x)
+{
+  add_whole_job j = {acc, x};
+  if (acc->size <= CG_PARALLEL_MIN_ELEMENTS) add_whole_range(&j, 0, acc->size);
+  else cg__parallel_for(acc->size, CG_PARALLEL_MIN_ELEMENTS, add_whole_range, &j);
+}
+
+cg_tensor *cg__add_n_pair(const cg_tensor *a, const cg_tensor *b)
+{
+  cg_tensor *y = cg__tensor_new_sized(a->dtype, a->ndim, a->shape, a->size);
+  if (!y) return NULL;
+  if (a->size) memcpy(y->data, a->data, (size_t)a->size * cg_dtype_size(a->dtype));
+  cg__add_n_into(y, b);
+  return y;
 }
 
 static cg_status add_n_grad(const cg_node *op, cg_tensor *const *dy, cg_tensor **dx, void *user)

@@ -62,6 +62,7 @@ cg_status cg__register_shape_like_ops(void);
 cg_status cg__register_index_ops(void);
 cg_status cg__register_nn_ops(void);
 cg_status cg__register_conv_ops(void);
+cg_status cg__register_clip_ops(void);
 /* ... and their JVP rules (forward mode), one file per family (jvp_<family>.c). */
 cg_status cg__register_unary_jvps(void);
 cg_status cg__register_binary_jvps(void);
@@ -71,5 +72,6 @@ cg_status cg__register_shape_jvps(void);
 cg_status cg__register_index_jvps(void);
 cg_status cg__register_nn_jvps(void);
 cg_status cg__register_conv_jvps(void);
+cg_status cg__register_clip_jvps(void); /* ClipByValue keeps its rules in clip.c */
 
 #endif

@@ -14,6 +14,11 @@
 /* Transcendental ops: f32 and f64 only. */
 static cg_status float_infer(cg_node *n)
 {
+  const cg_tensor *x = cg__in(n, 0);
+  if (cg_dtype_is_float(x->dtype)) {
+    cg__declare_output_like(n, 0, x->dtype, x);
+    return CG_OK;
+  }
   cg_status st = cg__require_float(n, 0);
   return st != CG_OK ? st : cg_infer_same_as_input(n, 0);
 }
@@ -104,8 +109,13 @@ static void f32_map_range(void *ctx, int64_t begin, int64_t end)
 
 static void map_f32_parallel(cg_node *n, f32_range_fn kernel)
 {
-  f32_map m = {kernel, CG_F32P(cg_node_input(n, 0)), CG_F32P(cg_node_output(n, 0))};
-  cg__parallel_for(cg_node_input(n, 0)->size, CG_PARALLEL_MIN_ELEMENTS, f32_map_range, &m);
+  int64_t size = cg__in(n, 0)->size;
+  if (size <= CG_PARALLEL_MIN_ELEMENTS) { /* one range, as cg__parallel_for would give */
+    if (size > 0) kernel(CG_F32P(cg__in(n, 0)), CG_F32P(cg__out(n, 0)), size);
+    return;
+  }
+  f32_map m = {kernel, CG_F32P(cg__in(n, 0)), CG_F32P(cg__out(n, 0))};
+  cg__parallel_for(size, CG_PARALLEL_MIN_ELEMENTS, f32_map_range, &m);
 }
 
 /* Integer arithmetic wraps around (two's complement) instead of overflowing, as in NumPy:
@@ -302,7 +312,7 @@ cg_tensor *cg_cos(cg_tensor *x) { return cg_apply1(&cos_def, x, NULL); }
 
 static cg_status tanh_run(cg_node *n)
 {
-  if (cg_node_input(n, 0)->dtype != CG_F32) return map_float(n, NULL, tanh);
+  if (cg__in(n, 0)->dtype != CG_F32) return map_float(n, NULL, tanh);
   map_f32_parallel(n, cg__tanh_f32);
   return CG_OK;
 }

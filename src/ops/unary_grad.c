@@ -12,6 +12,12 @@
 
 static cg_status same_float_pair_infer(cg_node *n)
 {
+  const cg_tensor *x = cg__in(n, 0), *y = cg__in(n, 1);
+  if (cg_dtype_is_float(x->dtype) && x->dtype == y->dtype &&
+      cg__shape_equal(x->ndim, x->shape, y->ndim, y->shape)) { /* the common case */
+    cg__declare_output_like(n, 0, x->dtype, x);
+    return CG_OK;
+  }
   cg_status st = cg__require_float(n, 0);
   if (st == CG_OK) st = cg__require_same_dtype(n, 0, 1);
   if (st != CG_OK) return st;
@@ -39,9 +45,12 @@ static void pair_range(void *ctx, int64_t begin, int64_t end)
 
 static void run_pair_f32(cg_node *n, pair_f32_fn kernel)
 {
-  pair_job j = {kernel, CG_F32P(cg_node_input(n, 0)), CG_F32P(cg_node_input(n, 1)),
-                CG_F32P(cg_node_output(n, 0))};
-  cg__parallel_for(cg_node_output(n, 0)->size, CG_PARALLEL_MIN_ELEMENTS, pair_range, &j);
+  pair_job j = {kernel, CG_F32P(cg__in(n, 0)), CG_F32P(cg__in(n, 1)), CG_F32P(cg__out(n, 0))};
+  int64_t size = cg__out(n, 0)->size;
+  if (size <= CG_PARALLEL_MIN_ELEMENTS) /* one range, as cg__parallel_for would give */
+    kernel(j.a, j.b, j.out, size);
+  else
+    cg__parallel_for(size, CG_PARALLEL_MIN_ELEMENTS, pair_range, &j);
 }
 
 /* ======================================================================================
@@ -57,7 +66,12 @@ static void tanh_grad_f32(const float *restrict y, const float *restrict g, floa
 
 static cg_status tanh_grad_run(cg_node *n)
 {
-  if (cg_node_input(n, 0)->dtype == CG_F32) {
+  if (cg__in(n, 0)->dtype == CG_F32) {
+    if (cg__out(n, 0)->size == 1) { /* tanh_grad_f32's expression on one element, no call */
+      const float y = CG_F32P(cg__in(n, 0))[0], g = CG_F32P(cg__in(n, 1))[0];
+      CG_F32P(cg__out(n, 0))[0] = g * (1.0f - y * y);
+      return CG_OK;
+    }
     run_pair_f32(n, tanh_grad_f32);
     return CG_OK;
   }

@@ -22,6 +22,20 @@
 
 static void leaky_alpha_small(cg_attrs *a) { cg_attrs_set_float(a, "alpha", 0.1); }
 static void leaky_alpha_large(cg_attrs *a) { cg_attrs_set_float(a, "alpha", 1.5); }
+/* ClipByValue's bounds: [-0.5, 0.5], and [1, 1] (lo == hi: every x is clipped) */
+static void clip_half(cg_attrs *a)
+{
+  cg_attrs_set_float(a, "lo", -0.5);
+  cg_attrs_set_float(a, "hi", 0.5);
+}
+static void clip_one(cg_attrs *a)
+{
+  cg_attrs_set_float(a, "lo", 1);
+  cg_attrs_set_float(a, "hi", 1);
+}
+/* ClipByValueGrad(g, x): g anywhere, x on one side of a bound (the mask's kinks) */
+#define ROW2_ATTRS(op, label, shape, lo0, hi0, lo1, hi1, attrs, order2) \
+  {op, label, 2, {{CG_F64, shape, lo0, hi0}, {CG_F64, shape, lo1, hi1}}, attrs, NULL, order2}
 
 const cg_grad_case cg_cases_unary[] = {
     ROW("Neg", "matrix", MAT(2, 3), -2, 2, 1),
@@ -66,5 +80,11 @@ const cg_grad_case cg_cases_unary[] = {
     ROW2("TanhGrad", "rank 0", RANK0, -0.9, 0.9, -1, 1, 1),
     ROW2("ReluGrad", "positive side", MAT(2, 3), -1, 1, 0.1, 1, 1),
     ROW2("ReluGrad", "negative side", VEC(4), -1, 1, -1, -0.1, 1),
+    ROW_ATTRS("ClipByValue", "inside [-0.5, 0.5]", MAT(2, 3), -0.4, 0.4, clip_half, 1),
+    ROW_ATTRS("ClipByValue", "below lo", VEC(4), -2, -0.6, clip_half, 1),
+    ROW_ATTRS("ClipByValue", "above hi, rank 0", RANK0, 0.6, 2, clip_half, 1),
+    ROW_ATTRS("ClipByValue", "lo == hi", CUBE(2, 1, 3), 1.5, 3, clip_one, 1),
+    ROW2_ATTRS("ClipByValueGrad", "x inside", MAT(2, 3), -1, 1, -0.4, 0.4, clip_half, 1),
+    ROW2_ATTRS("ClipByValueGrad", "x outside", VEC(4), -1, 1, 0.6, 2, clip_half, 1),
 };
 const int cg_cases_unary_n = sizeof cg_cases_unary / sizeof cg_cases_unary[0];
