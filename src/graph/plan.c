@@ -52,10 +52,10 @@ typedef struct {
   cg_idmap slot_of; /* tensor id -> 1 + slot index                  */
 } builder;
 
-static cg_tensor *new_header(cg_dtype d, int ndim, const int64_t *shape)
+/* A zeroed header with one reference, dtype and shape (no data yet). */
+static cg_tensor *init_header(cg_tensor *t, cg_dtype d, int ndim, const int64_t *shape)
 {
-  cg_tensor *t = cg__calloc(1, sizeof *t);
-  if (!t) return NULL;
+  memset(t, 0, sizeof *t);
   t->refcount = 1;
   t->dtype = d;
   t->ndim = ndim;
@@ -65,6 +65,12 @@ static cg_tensor *new_header(cg_dtype d, int ndim, const int64_t *shape)
     t->size *= shape[i];
   }
   return t;
+}
+
+static cg_tensor *new_header(cg_dtype d, int ndim, const int64_t *shape)
+{
+  cg_tensor *t = cg__malloc(sizeof *t);
+  return t ? init_header(t, d, ndim, shape) : NULL;
 }
 
 /* Headers of step outputs, in the order the steps make them. */
@@ -84,17 +90,7 @@ static cg_tensor *chunk_header(cg_plan *p, cg_dtype d, int ndim, const int64_t *
     c->used = 0;
     p->headers = c;
   }
-  cg_tensor *t = &p->headers->items[p->headers->used++];
-  memset(t, 0, sizeof *t);
-  t->refcount = 1;
-  t->dtype = d;
-  t->ndim = ndim;
-  t->size = 1;
-  for (int i = 0; i < ndim; i++) {
-    t->shape[i] = shape[i];
-    t->size *= shape[i];
-  }
-  return t;
+  return init_header(&p->headers->items[p->headers->used++], d, ndim, shape);
 }
 
 static int add_slot(builder *b, uint64_t id, slot s)
