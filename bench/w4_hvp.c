@@ -7,6 +7,18 @@
 
 #define WARMUP 3
 
+/* The product's 22 GEMMs {m, n, k, transpose_a, transpose_b}: the forward's 3, the inner
+ * backward's 5 (no gradient for the images) and the outer backward's 14 (two per product of
+ * the inner backward but one for x^T da1, and two per forward product but one for x W1). */
+static const int64_t hvp_gemms[22][5] = {
+  {128, 256, 784, 0, 0}, {128, 256, 256, 0, 0}, {128, 10, 256, 0, 0},
+  {256, 10, 128, 1, 0},  {128, 256, 10, 0, 1},  {256, 256, 128, 1, 0}, {128, 256, 256, 0, 1},
+  {784, 256, 128, 1, 0}, {128, 256, 784, 0, 0}, {128, 256, 256, 0, 0}, {256, 256, 128, 1, 0},
+  {128, 256, 256, 0, 1}, {128, 256, 256, 0, 0}, {128, 10, 256, 0, 0},  {256, 10, 128, 1, 0},
+  {128, 256, 10, 0, 1},  {128, 10, 256, 0, 0},  {128, 256, 10, 0, 1},  {256, 10, 128, 1, 0},
+  {128, 256, 256, 0, 1}, {256, 256, 128, 1, 0}, {784, 256, 128, 1, 0},
+};
+
 static cg_status hvp(bench_mlp *m, cg_tensor *x, cg_tensor *y, cg_tensor *const *v, cg_tensor **hv)
 {
   cg_tensor *params[6], *g[6], *dots[6];
@@ -59,6 +71,9 @@ int bench_w4(const bench_opts *o)
   if (!rc)
     bench_report("w4.hvp_ms", 1e3 * bench_median(t, steps), "ms",
                  "median Hessian-vector product (double backward), batch 128");
+  if (!rc)
+    bench_report("w4.floor_ms", bench_gemm_ms(hvp_gemms, 22), "ms",
+                 "the product's 22 GEMMs alone (362 MFLOP)");
   bench_mlp_free(&m);
   cg_batcher_free(b);
   cg_scope_end(scope);

@@ -1,6 +1,8 @@
 """w4_hvp.py - W4 in PyTorch: Hessian-vector product of the mean cross-entropy of the
 784-256-256-10 tanh network (batch 128) w.r.t. all its parameters, by double backward
-(torch.autograd.grad with create_graph, then the gradient of <g, v>)."""
+(torch.autograd.grad with create_graph, then the gradient of <g, v>). Also times the
+product's 22 GEMMs alone (torch.mm on the same shapes and layouts), as bench/w4_hvp.c does
+through cgrad's GEMM path."""
 import sys
 
 import torch
@@ -24,3 +26,21 @@ for k in range(3 + steps):
     if k >= 3:
         t.append(now() - t0)
 report("w4.hvp_ms", 1e3 * median(t), "ms", "median Hessian-vector product (double backward), batch 128")
+
+# (m, n, k, transpose_a, transpose_b), as in bench/w4_hvp.c
+GEMMS = [(128, 256, 784, 0, 0), (128, 256, 256, 0, 0), (128, 10, 256, 0, 0), (256, 10, 128, 1, 0),
+         (128, 256, 10, 0, 1), (256, 256, 128, 1, 0), (128, 256, 256, 0, 1), (784, 256, 128, 1, 0),
+         (128, 256, 784, 0, 0), (128, 256, 256, 0, 0), (256, 256, 128, 1, 0), (128, 256, 256, 0, 1),
+         (128, 256, 256, 0, 0), (128, 10, 256, 0, 0), (256, 10, 128, 1, 0), (128, 256, 10, 0, 1),
+         (128, 10, 256, 0, 0), (128, 256, 10, 0, 1), (256, 10, 128, 1, 0), (128, 256, 256, 0, 1),
+         (256, 256, 128, 1, 0), (784, 256, 128, 1, 0)]
+operands = [(torch.randn(k, m).t() if ta else torch.randn(m, k),
+             torch.randn(n, k).t() if tb else torch.randn(k, n)) for m, n, k, ta, tb in GEMMS]
+t = []
+for k in range(2 + 31):
+    t0 = now()
+    for a, b in operands:
+        torch.mm(a, b)
+    if k >= 2:
+        t.append(now() - t0)
+report("w4.floor_ms", 1e3 * median(t), "ms", "the product's 22 GEMMs alone (362 MFLOP)")

@@ -443,6 +443,47 @@ static void test_where_gradient(void **state)
   assert_tensor(dx[2], CG_F64, 0, NULL, db, 0);
 }
 
+/* Nodes cg_gradients adds for d op(a, b) / d sources: sources 1 is a, 2 is b, 3 both. */
+static size_t gradient_nodes(binary_fn fn, int sources)
+{
+  int64_t two[1] = {2};
+  cg_graph *g = cg_graph_new();
+  cg_graph_enter(g);
+  cg_tensor *x[2] = {cg_placeholder(CG_F64, 1, two, "a"), cg_placeholder(CG_F64, 1, two, "b")};
+  cg_tensor *y = fn ? fn(x[0], x[1]) : cg_where(cg_greater(x[0], x[1]), x[0], x[1]);
+  cg_graph_exit(g);
+  cg_graph_stats before, after;
+  cg_tensor *xs[2], *dx[2];
+  int n = 0;
+  for (int i = 0; i < 2; i++)
+    if (sources & (1 << i)) xs[n++] = x[i];
+  assert_int_equal(cg_graph_get_stats(g, &before), CG_OK);
+  assert_int_equal(cg_gradients(&y, 1, xs, n, NULL, dx, NULL), CG_OK);
+  assert_int_equal(cg_graph_get_stats(g, &after), CG_OK);
+  cg_graph_free(g);
+  return after.nodes - before.nodes;
+}
+
+/* A gradient nobody asked for is not built: fewer gradient nodes for one source than two. */
+static void test_unneeded_gradients_not_built(void **state)
+{
+  const struct {
+    const char *name;
+    binary_fn fn;
+    bool a_alone_is_cheaper, b_alone_is_cheaper;
+  } ops[] = {{"Sub", cg_sub, true, false},  {"Mul", cg_mul, true, true},
+             {"Div", cg_div, true, false},  {"Pow", cg_pow, true, true},
+             {"Maximum", cg_maximum, true, true}, {"Minimum", cg_minimum, true, true},
+             {"SquaredDifference", cg_squared_difference, true, false},
+             {"Where", NULL, true, true}};
+  for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+    size_t both = gradient_nodes(ops[i].fn, 3), a = gradient_nodes(ops[i].fn, 1),
+           b = gradient_nodes(ops[i].fn, 2);
+    if ((ops[i].a_alone_is_cheaper && a >= both) || (ops[i].b_alone_is_cheaper && b >= both))
+      fail_msg("%s: %zu gradient nodes for a, %zu for b, %zu for both", ops[i].name, a, b, both);
+  }
+}
+
 /* Every row of the gradient-check table, in float64, at order 1 and 2 where the row asks. */
 static void test_gradcheck_table(void **state)
 {
@@ -582,6 +623,7 @@ int main(void)
       cgt_test(test_broadcast_paths_match_loop),
       cgt_test(test_known_gradients),
       cgt_test(test_where_gradient),
+      cgt_test(test_unneeded_gradients_not_built),
       cgt_test(test_gradcheck_table),
       cgt_test(test_bad_inputs),
       cgt_test(test_bad_integer_values),

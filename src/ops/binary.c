@@ -242,10 +242,11 @@ static bool is_float_op(const cg_node *op)
   return cg_dtype_is_float(cg_tensor_dtype(cg_node_output(op, 0)));
 }
 
-/* CG_OK when both gradients were built, else the error that stopped one. */
-static cg_status both_built(const cg_tensor *da, const cg_tensor *db)
+/* Whether the reverse walk wants input i's gradient: one nobody differentiates is not built
+ * (in a double backward, say, the gradient for the vector of <g, v>). */
+static bool wanted(const cg_node *op, int i)
 {
-  return cg_status_of(da ? db : NULL);
+  return cg_node_needs_input_grad(op, i) != 0;
 }
 
 /* A two-input op whose kernels are kind; its wrapper is cg_apply2(&def, a, b, NULL). */
@@ -277,8 +278,8 @@ static cg_status sub_grad(const cg_node *op, cg_tensor *const *dy, cg_tensor **d
 {
   if (!is_float_op(op)) return CG_OK;
   dx[0] = dy[0];
-  dx[1] = cg_neg(dy[0]);
-  return cg_status_of(dx[1]);
+  if (wanted(op, 1) && !(dx[1] = cg_neg(dy[0]))) return cg_status_of(NULL);
+  return CG_OK;
 }
 static const cg_op_def sub_def = BINARY_DEF("Sub", sub_kind, 0);
 cg_tensor *cg_sub(cg_tensor *a, cg_tensor *b) { return cg_apply2(&sub_def, a, b, NULL); }
@@ -290,9 +291,9 @@ static const binary_kind mul_kind = {.span = NUMERIC_KERNELS(mul), .one = ARITH_
 static cg_status mul_grad(const cg_node *op, cg_tensor *const *dy, cg_tensor **dx, void *user)
 {
   if (!is_float_op(op)) return CG_OK;
-  dx[0] = cg_mul(dy[0], cg_node_input(op, 1));
-  dx[1] = cg_mul(dy[0], cg_node_input(op, 0));
-  return both_built(dx[0], dx[1]);
+  if (wanted(op, 0) && !(dx[0] = cg_mul(dy[0], cg_node_input(op, 1)))) return cg_status_of(NULL);
+  if (wanted(op, 1) && !(dx[1] = cg_mul(dy[0], cg_node_input(op, 0)))) return cg_status_of(NULL);
+  return CG_OK;
 }
 static const cg_op_def mul_def = BINARY_DEF("Mul", mul_kind, 0);
 cg_tensor *cg_mul(cg_tensor *a, cg_tensor *b) { return cg_apply2(&mul_def, a, b, NULL); }
@@ -324,9 +325,12 @@ static cg_status div_grad(const cg_node *op, cg_tensor *const *dy, cg_tensor **d
 {
   if (!is_float_op(op)) return CG_OK;
   cg_tensor *a = cg_node_input(op, 0), *b = cg_node_input(op, 1);
-  dx[0] = cg_div(dy[0], b);
-  dx[1] = cg_neg(cg_mul(dx[0], cg_div(a, b))); /* -(dy / b) * (a / b) */
-  return cg_status_of(dx[1]);
+  cg_tensor *dy_over_b = cg_div(dy[0], b);
+  if (!dy_over_b) return cg_status_of(NULL);
+  if (wanted(op, 0)) dx[0] = dy_over_b;
+  /* -(dy / b) * (a / b) */
+  if (wanted(op, 1) && !(dx[1] = cg_neg(cg_mul(dy_over_b, cg_div(a, b))))) return cg_status_of(NULL);
+  return CG_OK;
 }
 static const cg_op_def div_def = BINARY_DEF("Div", div_kind, 0);
 cg_tensor *cg_div(cg_tensor *a, cg_tensor *b) { return cg_apply2(&div_def, a, b, NULL); }
@@ -367,11 +371,15 @@ static cg_status pow_grad(const cg_node *op, cg_tensor *const *dy, cg_tensor **d
 {
   if (!is_float_op(op)) return CG_OK;
   cg_tensor *a = cg_node_input(op, 0), *b = cg_node_input(op, 1), *y = cg_node_output(op, 0);
-  dx[0] = cg_mul(dy[0], cg_mul(b, cg_pow(a, cg_sub(b, cg_scalar_like(b, 1)))));
-  cg_tensor *a_positive = cg_greater(a, cg_scalar_like(a, 0));
-  cg_tensor *log_a = cg_log(cg_where(a_positive, a, cg_scalar_like(a, 1)));
-  dx[1] = cg_mul(dy[0], cg_mul(y, log_a));
-  return both_built(dx[0], dx[1]);
+  if (wanted(op, 0) &&
+      !(dx[0] = cg_mul(dy[0], cg_mul(b, cg_pow(a, cg_sub(b, cg_scalar_like(b, 1)))))))
+    return cg_status_of(NULL);
+  if (wanted(op, 1)) {
+    cg_tensor *a_positive = cg_greater(a, cg_scalar_like(a, 0));
+    cg_tensor *log_a = cg_log(cg_where(a_positive, a, cg_scalar_like(a, 1)));
+    if (!(dx[1] = cg_mul(dy[0], cg_mul(y, log_a)))) return cg_status_of(NULL);
+  }
+  return CG_OK;
 }
 static const cg_op_def pow_def = BINARY_DEF("Pow", pow_kind, 0);
 cg_tensor *cg_pow(cg_tensor *a, cg_tensor *b) { return cg_apply2(&pow_def, a, b, NULL); }
@@ -385,22 +393,25 @@ SIGNED_INT_SPANS(minimum, A <= B ? A : B)
 static const binary_kind maximum_kind = {.span = NUMERIC_KERNELS(maximum)};
 static const binary_kind minimum_kind = {.span = NUMERIC_KERNELS(minimum)};
 /* da = where(a_chosen, dy, 0), db = where(a_chosen, 0, dy) */
-static cg_status route_to_chosen(cg_tensor *a_chosen, cg_tensor *dy, cg_tensor **dx)
+/* dy goes to input `first` where `chosen` holds and to input first + 1 elsewhere. */
+static cg_status route(const cg_node *op, cg_tensor *chosen, cg_tensor *dy, cg_tensor **dx,
+                       int first)
 {
   cg_tensor *zero = cg_scalar_like(dy, 0);
-  dx[0] = cg_where(a_chosen, dy, zero);
-  dx[1] = cg_where(a_chosen, zero, dy);
-  return both_built(dx[0], dx[1]);
+  if (wanted(op, first) && !(dx[first] = cg_where(chosen, dy, zero))) return cg_status_of(NULL);
+  if (wanted(op, first + 1) && !(dx[first + 1] = cg_where(chosen, zero, dy)))
+    return cg_status_of(NULL);
+  return CG_OK;
 }
 static cg_status maximum_grad(const cg_node *op, cg_tensor *const *dy, cg_tensor **dx, void *user)
 {
   if (!is_float_op(op)) return CG_OK;
-  return route_to_chosen(cg_greater_equal(cg_node_input(op, 0), cg_node_input(op, 1)), dy[0], dx);
+  return route(op, cg_greater_equal(cg_node_input(op, 0), cg_node_input(op, 1)), dy[0], dx, 0);
 }
 static cg_status minimum_grad(const cg_node *op, cg_tensor *const *dy, cg_tensor **dx, void *user)
 {
   if (!is_float_op(op)) return CG_OK;
-  return route_to_chosen(cg_less_equal(cg_node_input(op, 0), cg_node_input(op, 1)), dy[0], dx);
+  return route(op, cg_less_equal(cg_node_input(op, 0), cg_node_input(op, 1)), dy[0], dx, 0);
 }
 static const cg_op_def maximum_def = BINARY_DEF("Maximum", maximum_kind, 0);
 static const cg_op_def minimum_def = BINARY_DEF("Minimum", minimum_kind, 0);
@@ -416,9 +427,11 @@ static cg_status squared_difference_grad(const cg_node *op, cg_tensor *const *dy
 {
   if (!is_float_op(op)) return CG_OK;
   cg_tensor *diff = cg_sub(cg_node_input(op, 0), cg_node_input(op, 1));
-  dx[0] = cg_mul(cg_scalar_like(dy[0], 2), cg_mul(dy[0], diff));
-  dx[1] = cg_neg(dx[0]);
-  return cg_status_of(dx[1]);
+  cg_tensor *da = cg_mul(cg_scalar_like(dy[0], 2), cg_mul(dy[0], diff));
+  if (!da) return cg_status_of(NULL);
+  if (wanted(op, 0)) dx[0] = da;
+  if (wanted(op, 1) && !(dx[1] = cg_neg(da))) return cg_status_of(NULL);
+  return CG_OK;
 }
 static const cg_op_def squared_difference_def =
     BINARY_DEF("SquaredDifference", squared_difference_kind, 0);
@@ -587,10 +600,7 @@ static cg_status where_run(cg_node *n)
 static cg_status where_grad(const cg_node *op, cg_tensor *const *dy, cg_tensor **dx, void *user)
 {
   if (!is_float_op(op)) return CG_OK;
-  cg_tensor *cond = cg_node_input(op, 0), *zero = cg_scalar_like(dy[0], 0);
-  dx[1] = cg_where(cond, dy[0], zero);
-  dx[2] = cg_where(cond, zero, dy[0]);
-  return both_built(dx[1], dx[2]);
+  return route(op, cg_node_input(op, 0), dy[0], dx, 1);
 }
 static const cg_op_def where_def = {"Where", 3, where_infer, where_run, 0, NULL};
 cg_tensor *cg_where(cg_tensor *cond, cg_tensor *a, cg_tensor *b)

@@ -93,7 +93,7 @@ static inline cg_status map_float(cg_node *n, f32_fn f32, f64_fn f64)
 }
 
 /* The fast path of the hot f32 ops: a vectorised kernel over a range of input 0 into
- * output 0, split over the threads when the tensor is large. */
+ * output 0, split over the threads in pieces of at least min_piece elements. */
 typedef void (*f32_range_fn)(const float *restrict x, float *restrict y, int64_t n);
 typedef struct {
   f32_range_fn kernel;
@@ -107,15 +107,15 @@ static void f32_map_range(void *ctx, int64_t begin, int64_t end)
   m->kernel(m->x + begin, m->y + begin, end - begin);
 }
 
-static void map_f32_parallel(cg_node *n, f32_range_fn kernel)
+static void map_f32_parallel(cg_node *n, f32_range_fn kernel, int64_t min_piece)
 {
   int64_t size = cg__in(n, 0)->size;
-  if (size <= CG_PARALLEL_MIN_ELEMENTS) { /* one range, as cg__parallel_for would give */
+  if (size <= min_piece) { /* one range, as cg__parallel_for would give */
     if (size > 0) kernel(CG_F32P(cg__in(n, 0)), CG_F32P(cg__out(n, 0)), size);
     return;
   }
   f32_map m = {kernel, CG_F32P(cg__in(n, 0)), CG_F32P(cg__out(n, 0))};
-  cg__parallel_for(size, CG_PARALLEL_MIN_ELEMENTS, f32_map_range, &m);
+  cg__parallel_for(size, min_piece, f32_map_range, &m);
 }
 
 /* Integer arithmetic wraps around (two's complement) instead of overflowing, as in NumPy:
@@ -310,10 +310,13 @@ cg_tensor *cg_cos(cg_tensor *x) { return cg_apply1(&cos_def, x, NULL); }
  * f64 is libm's tanh, f32 the vectorised cg__tanh_f32 (vector_math.c): libm's tanhf is a
  * call per element, and 4096 of them took 20 us of every W1 64x64 op. */
 
+/* Tanh costs about 0.3 ns an element where a copy costs 0.05: a second thread pays from a
+ * few thousand elements on (a W4 activation, 32 K elements, 11 us on one thread). */
+#define TANH_MIN_PIECE ((int64_t)8192)
 static cg_status tanh_run(cg_node *n)
 {
   if (cg__in(n, 0)->dtype != CG_F32) return map_float(n, NULL, tanh);
-  map_f32_parallel(n, cg__tanh_f32);
+  map_f32_parallel(n, cg__tanh_f32, TANH_MIN_PIECE);
   return CG_OK;
 }
 /* one TanhGrad op (unary_grad.c): the same numbers as dy * (1 - square(y)), one pass */
@@ -374,7 +377,7 @@ static cg_status relu_run(cg_node *n)
 {
   if (cg_node_input(n, 0)->dtype != CG_F32)
     return map_elements(n, NULL, relu_f64, relu_i32, relu_i64);
-  map_f32_parallel(n, relu_range_f32);
+  map_f32_parallel(n, relu_range_f32, CG_PARALLEL_MIN_ELEMENTS);
   return CG_OK;
 }
 /* one ReluGrad op (unary_grad.c): the same numbers as dy * cast(x > 0), one pass; integer
