@@ -5,6 +5,7 @@
 #include "util.h"
 #include "cases.h"
 #include <math.h>
+#include <string.h>
 #include <stdio.h>
 
 typedef cg_tensor *(*unary_fn)(cg_tensor *x);
@@ -458,6 +459,67 @@ static void test_clip_bad_inputs(void **state)
 }
 
 /* ======================================================================================
+ * The gradient ops TanhGrad, ReluGrad and TanhGradGrad (unary_grad.c)
+ * ==================================================================================== */
+
+/* y = {0.5, -0.25, 0.8}, g = {2, 4, -1}, d = {1, -0.5, 3}, by hand:
+ * TanhGrad(y, g) = g (1 - y^2) = {1.5, 3.75, -0.36}; ReluGrad(g, y) = g (y > 0) = {2, 0, -1};
+ * TanhGradGrad(y, g, d) = d (-2 y g) = {-2, -1, 4.8}. */
+static void test_gradient_ops_known_values(void **state)
+{
+  const double y[3] = {0.5, -0.25, 0.8}, g[3] = {2, 4, -1}, d[3] = {1, -0.5, 3};
+  const double tanh_grad[3] = {1.5, 3.75, -0.36}, relu_grad[3] = {2, 0, -1}, tgg[3] = {-2, -1, 4.8};
+  int64_t three[1] = {3};
+  const cg_dtype dtypes[2] = {CG_F32, CG_F64};
+  for (int k = 0; k < 2; k++) {
+    double tol = dtypes[k] == CG_F32 ? 1e-6 : 1e-15;
+    cg_tensor *Y = vector_of(dtypes[k], 3, y), *G = vector_of(dtypes[k], 3, g),
+              *D = vector_of(dtypes[k], 3, d);
+    assert_tensor(cg_call("TanhGrad", (cg_tensor *[]){Y, G}, 2, NULL), dtypes[k], 1, three, tanh_grad, tol);
+    assert_tensor(cg_call("ReluGrad", (cg_tensor *[]){G, Y}, 2, NULL), dtypes[k], 1, three, relu_grad, tol);
+    assert_tensor(cg_call("TanhGradGrad", (cg_tensor *[]){Y, G, D}, 3, NULL), dtypes[k], 1, three,
+                  tgg, tol);
+  }
+}
+
+/* The threaded f32 kernel against the expression, element by element, to the bit. */
+static void test_tanh_grad_grad_large_matches_reference(void **state)
+{
+  enum { N = 100003 };
+  int64_t shape[1] = {N};
+  cg_tensor *in[3];
+  for (int i = 0; i < 3; i++) in[i] = cg_random_uniform(CG_F32, 1, shape, -2, 2, 7 + (uint64_t)i);
+  cg_tensor *out = cg_call("TanhGradGrad", in, 3, NULL);
+  assert_non_null(out);
+  const float *y = cg_tensor_data(in[0]), *g = cg_tensor_data(in[1]), *d = cg_tensor_data(in[2]);
+  const float *o = cg_tensor_data(out);
+  for (int64_t i = 0; i < N; i++) {
+    float want = d[i] * (-2.0f * (y[i] * g[i]));
+    if (memcmp(&want, &o[i], sizeof want) != 0) fail_msg("element %lld: %g, want %g", (long long)i, o[i], want);
+  }
+}
+
+static void test_tanh_grad_grad_bad_inputs(void **state)
+{
+  const double v[3] = {1, 2, 3};
+  int64_t two[1] = {2};
+  cg_tensor *x = vector_of(CG_F64, 3, v);
+  cg_tensor *in[3] = {x, x, cgt_f64(1, two, v)};
+  assert_null(cg_call("TanhGradGrad", in, 3, NULL));
+  assert_error(CG_ESHAPE, "TanhGradGrad: inputs must have one shape: [3] vs [2] (input 2)");
+  in[2] = vector_of(CG_F32, 3, v);
+  assert_null(cg_call("TanhGradGrad", in, 3, NULL));
+  assert_error(CG_EDTYPE, "TanhGradGrad");
+  in[0] = in[1] = in[2] = vector_of(CG_I32, 3, v);
+  assert_null(cg_call("TanhGradGrad", in, 3, NULL));
+  assert_error(CG_EDTYPE, "TanhGradGrad");
+  in[1] = NULL;
+  assert_null(cg_call("TanhGradGrad", in, 3, NULL));
+  assert_error(CG_EINVAL, "TanhGradGrad");
+  assert_null(cg_call("TanhGradGrad", in, 2, NULL));
+}
+
+/* ======================================================================================
  * Bad inputs
  * ==================================================================================== */
 
@@ -544,6 +606,9 @@ int main(void)
       cgt_test(test_clip_second_order_and_jvp),
       cgt_test(test_clip_by_name),
       cgt_test(test_clip_bad_inputs),
+      cgt_test(test_gradient_ops_known_values),
+      cgt_test(test_tanh_grad_grad_large_matches_reference),
+      cgt_test(test_tanh_grad_grad_bad_inputs),
       cgt_test(test_bad_inputs),
       cgt_test(test_leaky_relu_bad_alpha),
       cgt_test(test_error_chain_keeps_cause),

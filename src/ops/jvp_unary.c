@@ -2,6 +2,7 @@
  * dy = f'(x) dx, one line of math each, with the same factors the gradients use (y where
  * the gradient uses y), so forward and reverse mode agree to rounding. */
 #include "jvp_rules.h"
+#include "unary_grad.h"
 
 #define X cg_node_input(op, 0)
 #define Y cg_node_output(op, 0)
@@ -66,11 +67,18 @@ static cg_status tanh_grad_jvp(const cg_node *op, cg_tensor *const *t, cg_tensor
 {
   cg_tensor *from_g = NULL, *from_y = NULL, *y = cg_node_input(op, 0), *g = cg_node_input(op, 1);
   cg_status st = cg__jvp_multilinear(op, t, &from_g, 1u << 1);
-  if (st == CG_OK && t[0] && !(from_y = cg_mul(t[0], cg_mul(cg_scalar_like(y, -2.0), cg_mul(y, g)))))
+  if (st == CG_OK && t[0] && !(from_y = cg__tanh_grad_grad(y, g, t[0])))
     st = cg_status_of(NULL);
   if (st != CG_OK) return st;
   out[0] = cg__jvp_sum(from_g, from_y); /* NULL only when neither input has a tangent */
   return out[0] || (!from_g && !from_y) ? CG_OK : cg_status_of(NULL);
+}
+
+/* TanhGradGrad(y, g, d) = d (-2 y g): linear in each input */
+static cg_status tanh_grad_grad_jvp(const cg_node *op, cg_tensor *const *t, cg_tensor **out,
+                                    void *user)
+{
+  return cg__jvp_multilinear(op, t, out, CG_JVP_ALL_INPUTS);
 }
 
 /* ReluGrad(g, x) = g (x > 0): linear in g, piecewise constant in x */
@@ -90,6 +98,7 @@ cg_status cg__register_unary_jvps(void)
       {"Softplus", softplus_jvp}, {"Relu", relu_jvp},       {"LeakyRelu", leaky_relu_jvp},
       {"Elu", elu_jvp},         {"Floor", zero_jvp},        {"Ceil", zero_jvp},
       {"Round", zero_jvp},      {"TanhGrad", tanh_grad_jvp}, {"ReluGrad", relu_grad_jvp},
+      {"TanhGradGrad", tanh_grad_grad_jvp},
   };
   return cg__register_jvp_rows(rows, sizeof rows / sizeof rows[0]);
 }

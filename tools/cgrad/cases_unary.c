@@ -20,6 +20,11 @@
 #define ROW2(op, label, shape, lo0, hi0, lo1, hi1, order2) \
   {op, label, 2, {{CG_F64, shape, lo0, hi0}, {CG_F64, shape, lo1, hi1}}, NULL, NULL, order2}
 
+/* Three f64 inputs of one shape: TanhGradGrad(y, g, d). */
+#define ROW3(op, label, shape, lo, hi, order2) \
+  {op, label, 3, {{CG_F64, shape, lo, hi}, {CG_F64, shape, lo, hi}, {CG_F64, shape, lo, hi}}, \
+   NULL, NULL, order2}
+
 static void leaky_alpha_small(cg_attrs *a) { cg_attrs_set_float(a, "alpha", 0.1); }
 static void leaky_alpha_large(cg_attrs *a) { cg_attrs_set_float(a, "alpha", 1.5); }
 /* ClipByValue's bounds: [-0.5, 0.5], and [1, 1] (lo == hi: every x is clipped) */
@@ -78,6 +83,8 @@ const cg_grad_case cg_cases_unary[] = {
     ROW("Round", "zero gradient, away from halves", MAT(2, 2), 0.2, 0.4, 0),
     ROW2("TanhGrad", "matrix", MAT(2, 3), -0.9, 0.9, -1, 1, 1),
     ROW2("TanhGrad", "rank 0", RANK0, -0.9, 0.9, -1, 1, 1),
+    ROW3("TanhGradGrad", "matrix", MAT(2, 3), -1, 1, 1),
+    ROW3("TanhGradGrad", "rank 0", RANK0, -1, 1, 1),
     ROW2("ReluGrad", "positive side", MAT(2, 3), -1, 1, 0.1, 1, 1),
     ROW2("ReluGrad", "negative side", VEC(4), -1, 1, -1, -0.1, 1),
     ROW_ATTRS("ClipByValue", "inside [-0.5, 0.5]", MAT(2, 3), -0.4, 0.4, clip_half, 1),
