@@ -3,7 +3,7 @@
 
 static cg_status fwd(cg_ctx *ctx, cg_tensor *const *x, cg_tensor **y) { y[0] = cg_identity(x[0]); return cg_status_of(y[0]); }
 static cg_status bwd(cg_ctx *ctx, cg_tensor *const *dy, cg_tensor **dx, cg_tensor **dvars) /* clip dy to [-1, 1] */
-{ dx[0] = cg_maximum(cg_minimum(dy[0], cg_scalar_like(dy[0], 1)), cg_scalar_like(dy[0], -1)); return cg_status_of(dx[0]); }
+{ dx[0] = cg_clip_by_value(dy[0], -1, 1); return cg_status_of(dx[0]); }
 
 int main(void)
 {

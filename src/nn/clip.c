@@ -51,17 +51,11 @@ cg_status cg_clip_by_global_norm(cg_tensor *const *grads, int n, double clip_nor
   return CG_OK;
 }
 
-/* g clipped to [-v, v], element-wise. */
-static cg_tensor *clip_by_value(cg_tensor *g, double v)
-{
-  return cg_maximum(cg_minimum(g, cg_scalar_like(g, v)), cg_scalar_like(g, -v));
-}
-
 cg_status cg__clip_gradients(double clip_value, double clip_norm, cg_tensor *const *grads, int n,
                              cg_tensor **out)
 {
   for (int i = 0; i < n; i++) {
-    out[i] = grads[i] && clip_value > 0 ? clip_by_value(grads[i], clip_value) : grads[i];
+    out[i] = grads[i] && clip_value > 0 ? cg_clip_by_value(grads[i], -clip_value, clip_value) : grads[i];
     if (grads[i] && !out[i]) return cg_last_status();
   }
   if (clip_norm > 0) return cg_clip_by_global_norm(out, n, clip_norm, out, NULL);

@@ -14,7 +14,7 @@ static cg_status clip_forward(cg_ctx *ctx, cg_tensor *const *x, cg_tensor **y)
 
 static cg_status clip_backward(cg_ctx *ctx, cg_tensor *const *dy, cg_tensor **dx, cg_tensor **dvars)
 {
-  dx[0] = cg_maximum(cg_minimum(dy[0], cg_scalar_like(dy[0], 1)), cg_scalar_like(dy[0], -1));
+  dx[0] = cg_clip_by_value(dy[0], -1, 1);
   return cg_status_of(dx[0]);
 }
 
