@@ -254,15 +254,17 @@ static cg_status load_data(trainer *t)
   if (st != CG_OK) return st;
   int64_t n = cg_tensor_dim(all.labels, 0);
   int64_t drop = t->o.limit > 0 && t->o.limit < n ? n - t->o.limit : 0;
-  cg_dataset kept, rest;
+  cg_dataset kept = all, rest;
   if (drop + t->o.holdout >= n) {
     cg_dataset_free(&all);
     return cg_set_error(CG_EINVAL, "--limit/--holdout leave no training examples (%lld in the data)", (long long)n);
   }
-  st = cg_dataset_split(&all, drop + t->o.holdout, &kept, &rest);
-  cg_dataset_free(&all);
-  if (st != CG_OK) return st;
-  cg_dataset_free(&rest);
+  if (drop + t->o.holdout > 0) { /* a copy of the rows kept; without one, no second 188 MB */
+    st = cg_dataset_split(&all, drop + t->o.holdout, &kept, &rest);
+    cg_dataset_free(&all);
+    if (st != CG_OK) return st;
+    cg_dataset_free(&rest);
+  }
   t->train = kept;
   double mean, std;
   pixel_stats(&t->train, &mean, &std);
