@@ -392,8 +392,8 @@ FLOAT_SPANS(minimum, (A <= B || isnan(A)) ? A : B)
 SIGNED_INT_SPANS(minimum, A <= B ? A : B)
 static const binary_kind maximum_kind = {.span = NUMERIC_KERNELS(maximum)};
 static const binary_kind minimum_kind = {.span = NUMERIC_KERNELS(minimum)};
-/* da = where(a_chosen, dy, 0), db = where(a_chosen, 0, dy) */
-/* dy goes to input `first` where `chosen` holds and to input first + 1 elsewhere. */
+/* dy goes to input `first` where `chosen` holds and to input first + 1 elsewhere:
+ * where(chosen, dy, 0) and where(chosen, 0, dy). */
 static cg_status route(const cg_node *op, cg_tensor *chosen, cg_tensor *dy, cg_tensor **dx,
                        int first)
 {
