@@ -46,7 +46,7 @@ static inline size_t slot_of(uint64_t id, size_t n_slots)
   return (size_t)((id * 0x9E3779B97F4A7C15ull) >> 17) & (n_slots - 1);
 }
 
-static entry *table_find(const table *t, uint64_t id)
+static inline entry *table_find(const table *t, uint64_t id)
 {
   for (size_t i = slot_of(id, t->n_slots);; i = (i + 1) & (t->n_slots - 1)) {
     uint32_t k = t->index[i];
@@ -120,7 +120,7 @@ static void table_free(table *t)
 {
   for (size_t k = 0; k < t->n; k++) {
     drop_total(&t->entries[k]);
-    free(t->entries[k].parts);
+    if (t->entries[k].parts) free(t->entries[k].parts);
   }
   cg__free(t->entries, t->cap * sizeof *t->entries);
   cg__free(t->index, t->n_slots * sizeof *t->index);
@@ -133,19 +133,24 @@ static void table_free(table *t)
  * AddN sums them when the total is first read, so that the sum is an op tapes and graphs
  * see. Either way the parts are added in arrival order with AddN's arithmetic: the same bits. */
 
-/* An owned reference to t, which the caller borrows: the innermost scope's, if it holds one
-   (taken over, no atomic operation), else a new one. */
-static cg_tensor *own_reference(cg_tensor *t)
+/* An owned reference to t, which the caller borrows, taken without an atomic operation where
+   it can be: the one of donor's total, if t is that total (moved: the caller is done with
+   donor); the innermost scope's, if it holds one (taken over); else a new one. */
+static cg_tensor *own_reference(cg_tensor *t, entry *donor)
 {
+  if (donor && donor->total == t) {
+    donor->total = NULL;
+    return t;
+  }
   return cg__scope_take(t) ? t : cg_retain(t);
 }
 
-/* Adds g (borrowed) to e's gradient. */
-static cg_status accumulate(entry *e, cg_tensor *g, bool in_place)
+/* Adds g (borrowed) to e's gradient; donor: see own_reference (NULL: none). */
+static cg_status accumulate(entry *e, cg_tensor *g, bool in_place, entry *donor)
 {
   e->flags |= TOUCHED;
   if (!e->total && !e->n_parts) {
-    e->total = own_reference(g);
+    e->total = own_reference(g, donor);
     return CG_OK;
   }
   if (in_place && !e->n_parts) {
@@ -168,7 +173,7 @@ static cg_status accumulate(entry *e, cg_tensor *g, bool in_place)
     e->cap_parts = cap;
   }
   if (!e->n_parts) e->parts[e->n_parts++] = e->total; /* the first part moves here */
-  e->parts[e->n_parts++] = own_reference(g);
+  e->parts[e->n_parts++] = own_reference(g, donor);
   e->total = NULL;
   e->flags &= ~OWN;
   return CG_OK;
@@ -353,7 +358,6 @@ static cg_status conform(const cg_node *n, int j, cg_tensor *g, cg_tensor **out)
 static cg_status call_gradient(walk *w, const cg_node *n, cg_tensor *const *dy, cg_tensor **dx,
                                const bool *needs)
 {
-  for (int j = 0; j < n->n_in; j++) dx[j] = NULL;
   const char *rule = n->custom ? n->type : n->grad_name;
   bool once = false;
   if (n->custom) {
@@ -379,11 +383,8 @@ static cg_status call_gradient(walk *w, const cg_node *n, cg_tensor *const *dy, 
     cg__gradient_snapshot(n->grad, &fn, &user); /* consistent even while it is replaced */
     cg_callback_guard guard = cg__guard_begin();
     st = fn(n, dy, dx, user);
-    cg_thread_state *ts = cg__tls();
     /* cg__guard_end has nothing to undo when the state is as it was (the common case) */
-    if (st != CG_OK || ts->n_scopes != guard.n_scopes || ts->n_tapes != guard.n_tapes ||
-        ts->paused != guard.paused || ts->n_overrides != guard.n_overrides || ts->graph != guard.graph ||
-        (guard.graph && guard.graph->entered != guard.graph_depth)) {
+    if (st != CG_OK || !cg__guard_unchanged(&guard)) {
       char who[160]; /* formatted only when something is reported */
       snprintf(who, sizeof who, "%s: gradient function '%s'", n->type, rule);
       st = cg__guard_end(&guard, who, st);
@@ -394,19 +395,39 @@ static cg_status call_gradient(walk *w, const cg_node *n, cg_tensor *const *dy, 
   if (st != CG_OK && cg_last_status() == CG_OK)
     cg_set_error(st, "%s: gradient function '%s' failed", n->type, rule);
   if (st != CG_OK) return cg_last_status();
-  bool watched = cg__any_tape_recording() || cg__tls()->graph;
-  for (int j = 0; once && watched && j < n->n_in; j++)
-    if (dx[j] && !(dx[j] = cg__once_barrier(dx[j], n, rule))) return cg_last_status();
+  if (once && (cg__any_tape_recording() || cg__tls()->graph))
+    for (int j = 0; j < n->n_in; j++)
+      if (dx[j] && !(dx[j] = cg__once_barrier(dx[j], n, rule))) return cg_last_status();
   return CG_OK;
 }
 
-/* Differentiates one node: gathers dy, calls its gradient, accumulates into its inputs. */
 static inline entry *carrying(walk *w, const cg_tensor *t)
 {
   entry *e = table_find(&w->tab, t->id);
   return e && (e->flags & TOUCHED) && !(e->flags & STOP) ? e : NULL;
 }
 
+/* The output entry whose total g is, if g's reference may move from it to input j's entry:
+   the output's total is dropped after this node (not a source, not also an input), and input
+   j's entry gets no later part in this node (whose sum could release g while a later dx[k]
+   still reads it). Small nodes only: it is a scan. */
+static entry *donor(const cg_node *n, entry *const *out_entry, entry *const *in_entry, int j,
+                    const cg_tensor *g)
+{
+  if (n->n_in > 8) return NULL;
+  for (int k = j + 1; k < n->n_in; k++)
+    if (in_entry[k] == in_entry[j]) return NULL;
+  for (int o = 0; o < n->n_out; o++) {
+    entry *e = out_entry[o];
+    if (!e || e->total != g || (e->flags & SOURCE)) continue;
+    for (int k = 0; k < n->n_in; k++)
+      if (in_entry[k] == e) return NULL;
+    return e;
+  }
+  return NULL;
+}
+
+/* Differentiates one node: gathers dy, calls its gradient, accumulates into its inputs. */
 static cg_status visit(walk *w, const cg_node *n)
 {
   cg_tensor *dy[CG_MAX_OUTPUTS];
@@ -415,7 +436,7 @@ static cg_status visit(walk *w, const cg_node *n)
   if (n->def && (n->def->flags & CG_OP_NOT_DIFFERENTIABLE) && !n->custom) return CG_OK;
   for (int o = 0; o < n->n_out; o++) any |= (out_entry[o] = carrying(w, n->out[o])) != NULL;
   if (!any) return CG_OK;
-  cg_tensor *small[8], **dx = n->n_in <= 8 ? small : cg__malloc((size_t)n->n_in * sizeof *dx);
+  cg_tensor *small[8] = {NULL}, **dx = n->n_in <= 8 ? small : cg__calloc((size_t)n->n_in, sizeof *dx);
   bool needs_small[8], *needs = n->n_in <= 8 ? needs_small : cg__malloc((size_t)n->n_in * sizeof *needs);
   entry *in_small[8], **in_entry = n->n_in <= 8 ? in_small : cg__malloc((size_t)n->n_in * sizeof *in_entry);
   if (!dx || !needs || !in_entry) {
@@ -429,7 +450,7 @@ static cg_status visit(walk *w, const cg_node *n)
     in_entry[j] = fl ? table_find(&w->tab, n->in[j]->id) : NULL;
     needs[j] = is_reached(in_entry[j]);
   }
-  cg_scope scope = cg_scope_begin(); /* own_reference takes from it: it must be there */
+  cg_scope scope = cg__scope_open(); /* own_reference takes from it: it must be there */
   cg_status st = scope > 0 ? CG_OK : CG_ENOMEM; /* (cg_scope_begin said why) */
   for (int o = 0; o < n->n_out && st == CG_OK; o++) {
     dy[o] = out_entry[o] ? hooked_total(w, n->out[o], out_entry[o]) : NULL;
@@ -447,9 +468,10 @@ static cg_status visit(walk *w, const cg_node *n)
   for (int j = 0; j < n->n_in && st == CG_OK; j++) {
     cg_tensor *g = NULL;
     if (!dx[j] || !needs[j]) continue;
-    if ((st = conform(n, j, dx[j], &g)) == CG_OK) st = accumulate(in_entry[j], g, w->in_place);
+    if ((st = conform(n, j, dx[j], &g)) == CG_OK)
+      st = accumulate(in_entry[j], g, w->in_place, donor(n, out_entry, in_entry, j, g));
   }
-  if (scope > 0) cg_scope_end(scope);
+  if (scope > 0) cg__scope_close(scope);
   if (dx != small) free(dx);
   if (needs != needs_small) free(needs);
   if (in_entry != in_small) free(in_entry);
@@ -458,6 +480,18 @@ static cg_status visit(walk *w, const cg_node *n)
     if (e && !(e->flags & SOURCE)) drop_total(e);
   }
   return st;
+}
+
+/* The walk reads each node's inputs (id and dtype, then shape: a header's first two cache
+   lines) long after the forward wrote them, when they have left the core's caches: it asks
+   for them a few nodes ahead. */
+#define PREFETCH_AHEAD 4
+static void prefetch_inputs(const cg_node *n)
+{
+  for (int i = 0; i < n->n_in && i < 4; i++) {
+    __builtin_prefetch(n->in[i]);
+    __builtin_prefetch((const char *)n->in[i] + 64);
+  }
 }
 
 static cg_status check_args(const char *fn, cg_tensor *target, cg_tensor *const *sources, int n,
@@ -507,11 +541,13 @@ cg_status cg__backward(const cg_backward_args *a, cg_tensor **out)
     entry *e = cg_dtype_is_float(target->dtype) ? table_find(&w.tab, target->id) : NULL;
     if (!is_reached(e)) continue;
     cg_tensor *seed = a->seeds && a->seeds[t] ? a->seeds[t] : cg_ones_like(target);
-    st = seed ? accumulate(e, seed, w.in_place) : cg_last_status();
+    st = seed ? accumulate(e, seed, w.in_place, NULL) : cg_last_status();
     any_target = true;
   }
-  for (size_t k = a->n_nodes; any_target && k-- > 0 && st == CG_OK;)
+  for (size_t k = a->n_nodes; any_target && k-- > 0 && st == CG_OK;) {
+    if (k >= PREFETCH_AHEAD) prefetch_inputs(a->nodes[k - PREFETCH_AHEAD]);
     if (w.on_path[k]) st = visit(&w, a->nodes[k]);
+  }
   for (int i = 0; i < a->n_src && st == CG_OK; i++) {
     const cg_tensor *src = a->sources[i];
     bool differentiable = differentiable_source(src, a->followed);

@@ -34,7 +34,7 @@ static int count_outputs(const cg_node *n)
   return count;
 }
 
-static cg_status allocate_outputs(cg_node *n)
+static inline cg_status allocate_outputs(cg_node *n)
 {
   for (int i = 0; i < n->n_out; i++) {
     const cg_output_meta *m = &n->meta[i];
@@ -48,8 +48,10 @@ static cg_status allocate_outputs(cg_node *n)
   return CG_OK;
 }
 
-static cg_status execute(const cg_op_def *def, cg_tensor *const *in, int n_in, const cg_attrs *attrs,
-                         cg_tensor **out, int *n_out, bool adopt)
+/* (inline into its three callers: every op comes through here) */
+static inline __attribute__((always_inline)) cg_status
+execute(const cg_op_def *def, cg_tensor *const *in, int n_in, const cg_attrs *attrs, cg_tensor **out,
+        int *n_out, bool adopt)
 {
   if (n_out) *n_out = 0;
   if (def->n_inputs >= 0 && n_in != def->n_inputs)
@@ -112,7 +114,7 @@ static cg_status execute(const cg_op_def *def, cg_tensor *const *in, int n_in, c
   }
   if (ts->n_tapes > 0) { /* recording, or noting where a followed path is cut */
     bool not_differentiable = def->flags & CG_OP_NOT_DIFFERENTIABLE;
-    if (!not_differentiable && ts->paused == 0 && (st = cg__record(&node)) != CG_OK) {
+    if (!not_differentiable && ts->paused == 0 && (st = cg__record_new(&node)) != CG_OK) {
       release_all(node.out, node.n_out);
       return st;
     }
@@ -146,7 +148,7 @@ cg_tensor *cg_apply(const cg_op_def *def, cg_tensor *const *in, int n_in, const 
 {
   cg_tensor *out[CG_MAX_OUTPUTS];
   int n = 0;
-  if (cg_execute(def, in, n_in, attrs, out, &n) != CG_OK) return NULL;
+  if (execute(def, in, n_in, attrs, out, &n, true) != CG_OK) return NULL;
   for (int i = 1; i < n; i++) /* a multi-output op asked for its first output: the rest go */
     if (!cg__tls()->n_scopes) cg_release(out[i]);
   return out[0];
@@ -189,7 +191,7 @@ cg_tensor *cg_call(const char *name, cg_tensor *const *in, int n_in, const cg_at
 /* --- what ops see ------------------------------------------------------------------------- */
 
 const char *cg_node_op_type(const cg_node *n) { return n ? n->type : NULL; }
-void *cg_node_op_user(const cg_node *n) { return n && n->def ? n->def->user : NULL; }
+void *(cg_node_op_user)(const cg_node *n) { return cg__node_op_user(n); } /* (node.h: inline) */
 int cg_node_num_inputs(const cg_node *n) { return n ? n->n_in : 0; }
 int cg_node_num_outputs(const cg_node *n) { return n ? n->n_out : 0; }
 const cg_attrs *cg_node_attrs(const cg_node *n) { return n ? n->attrs : NULL; }
@@ -199,10 +201,7 @@ cg_tensor *cg_node_input(const cg_node *n, int i)
   return n && i >= 0 && i < n->n_in ? n->in[i] : NULL;
 }
 
-cg_tensor *cg_node_output(const cg_node *n, int i)
-{
-  return n && i >= 0 && i < n->n_out ? n->out[i] : NULL;
-}
+cg_tensor *(cg_node_output)(const cg_node *n, int i) { return cg__node_output(n, i); }
 
 static cg_status check_output_slot(cg_node *n, int i)
 {
@@ -285,26 +284,6 @@ cg_node *cg__node_copy(const cg_node *n)
     memcpy(a, n->attrs, sizeof *a);
     c->attrs = a;
   }
-  return c;
-}
-
-size_t cg__node_bytes(const cg_node *n) { return node_bytes(n); }
-
-cg_node *cg__node_copy_at(void *mem, const cg_node *n)
-{
-  cg_node *c = mem;
-  memcpy(c, n, offsetof(cg_node, out) + (size_t)n->n_out * sizeof n->out[0]);
-  memcpy(&c->declared, &n->declared, sizeof *n - offsetof(cg_node, declared));
-  c->refcount = 1;
-  c->meta = NULL;
-  c->in = (cg_tensor **)(c + 1);
-  if (n->n_in) memcpy(c->in, n->in, (size_t)n->n_in * sizeof *c->in);
-  if (n->attrs) {
-    cg_attrs *a = (cg_attrs *)(c->in + n->n_in);
-    memcpy(a, n->attrs, sizeof *a);
-    c->attrs = a;
-  }
-  cg__custom_record_retain(c->custom);
   return c;
 }
 

@@ -5,13 +5,6 @@
 #include "tape.h"
 #include "../graph/graph.h"
 
-cg_callback_guard cg__guard_begin(void)
-{
-  const cg_thread_state *s = cg__tls();
-  return (cg_callback_guard){s->n_scopes, s->n_tapes, s->paused, s->n_overrides, s->graph,
-                             s->graph ? s->graph->entered : 0};
-}
-
 static bool graph_in_chain(const cg_graph *from, const cg_graph *target)
 {
   for (; from; from = from->outer)

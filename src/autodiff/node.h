@@ -45,6 +45,24 @@ struct cg_node {
   size_t graph_index;                /* position in its graph                */
 };
 
+/* The library's own files get the cg_node accessors that kernels and gradients call per op
+ * inline (the same results; the exported functions stay for users). */
+static inline void *cg__node_op_user(const cg_node *n) { return n && n->def ? n->def->user : NULL; }
+static inline cg_tensor *cg__node_output(const cg_node *n, int i)
+{
+  return n && i >= 0 && i < n->n_out ? n->out[i] : NULL;
+}
+/* (the node whose gradient runs now says which inputs need one: rules.h) */
+static inline int cg__node_needs_input_grad(const cg_node *op, int i)
+{
+  if (!op || i < 0 || i >= op->n_in) return 0;
+  const cg_thread_state *s = cg__tls();
+  return op == s->grad_node && s->grad_needs ? s->grad_needs[i] : 1;
+}
+#define cg_node_op_user(n) cg__node_op_user(n)
+#define cg_node_output(n, i) cg__node_output(n, i)
+#define cg_node_needs_input_grad(op, i) cg__node_needs_input_grad(op, i)
+
 /* The cg_node accessors without their argument checks, for kernels and shape rules that
  * know n and i are valid (the exported cg_node_input etc. check both). */
 static inline cg_tensor *cg__in(const cg_node *n, int i) { return n->in[i]; }
@@ -93,13 +111,10 @@ cg_grad_entry *cg__resolve_gradient(const char *op_type);
 bool cg__any_tape_recording(void);
 /* Records node (copied) on every recording tape that tracks one of its inputs. */
 cg_status cg__record(const cg_node *node);
+/* The same for the dispatcher, whose node's outputs are new: no other thread can see them. */
+cg_status cg__record_new(const cg_node *node);
 /* A heap copy of a node (inputs, outputs retained; attrs copied), refcount 1. */
 cg_node *cg__node_copy(const cg_node *n);
-/* Bytes a copy of n takes, and a copy of n made in mem (that many bytes, pointer-aligned)
- * without references to its inputs and outputs: a tape's record, which the tape frees with
- * its memory (cg__custom_record_free(custom) first) and whose tensors it holds itself. */
-size_t cg__node_bytes(const cg_node *n);
-cg_node *cg__node_copy_at(void *mem, const cg_node *n);
 void cg__node_release(cg_node *n);
 /* A trainable variable's value was read: auto-watch and collect for custom gradients. */
 cg_status cg__on_var_read(cg_var *v, cg_tensor *value);

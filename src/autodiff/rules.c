@@ -137,33 +137,12 @@ cg_tensor *cg__once_barrier(cg_tensor *dx, const cg_node *n, const char *rule)
 
 /* --- needs_input_grad ------------------------------------------------------------------------ */
 
-static _Thread_local const cg_node *current_node;
-static _Thread_local const bool *current_needs;
-
-void cg__enter_gradient(const cg_node *n, const bool *needs, const cg_node **saved_node,
-                        const bool **saved_needs)
-{
-  *saved_node = current_node;
-  *saved_needs = current_needs;
-  current_node = n;
-  current_needs = needs;
-}
-
-void cg__leave_gradient(const cg_node *saved_node, const bool *saved_needs)
-{
-  current_node = saved_node;
-  current_needs = saved_needs;
-}
-
-int cg_node_needs_input_grad(const cg_node *op, int i)
-{
-  if (!op || i < 0 || i >= op->n_in) return 0;
-  return op == current_node && current_needs ? current_needs[i] : 1;
-}
+int (cg_node_needs_input_grad)(const cg_node *op, int i) { return cg__node_needs_input_grad(op, i); }
 
 int cg_ctx_needs_input_grad(const cg_ctx *ctx, int i)
 {
-  if (!ctx || !current_node || !current_node->custom || cg__custom_ctx(current_node->custom) != ctx)
-    return ctx != NULL;
-  return i >= 0 && i < current_node->n_in && current_needs ? current_needs[i] : 0;
+  const cg_thread_state *s = cg__tls();
+  const cg_node *n = s->grad_node;
+  if (!ctx || !n || !n->custom || cg__custom_ctx(n->custom) != ctx) return ctx != NULL;
+  return i >= 0 && i < n->n_in && s->grad_needs ? s->grad_needs[i] : 0;
 }

@@ -8,10 +8,23 @@ void cg__count_rule(const char *name, cg_rule_kind kind); /* custom gradients, J
 void cg__count_gradient(cg_grad_entry *e, const char *op_type);
 /* dx seen through a barrier whose gradient is an error naming rule (inputs: dx, n's inputs). */
 cg_tensor *cg__once_barrier(cg_tensor *dx, const cg_node *n, const char *rule);
-/* Around a gradient call: which inputs of n need a gradient (restored after). */
-void cg__enter_gradient(const cg_node *n, const bool *needs, const cg_node **saved_node,
-                        const bool **saved_needs);
-void cg__leave_gradient(const cg_node *saved_node, const bool *saved_needs);
+/* Around a gradient call: which inputs of n need a gradient (restored after). Inline: the
+ * reverse walk does this for every node. */
+static inline void cg__enter_gradient(const cg_node *n, const bool *needs, const cg_node **saved_node,
+                                      const bool **saved_needs)
+{
+  cg_thread_state *s = cg__tls();
+  *saved_node = s->grad_node;
+  *saved_needs = s->grad_needs;
+  s->grad_node = n;
+  s->grad_needs = needs;
+}
+static inline void cg__leave_gradient(const cg_node *saved_node, const bool *saved_needs)
+{
+  cg_thread_state *s = cg__tls();
+  s->grad_node = saved_node;
+  s->grad_needs = saved_needs;
+}
 /* Check on register: verifies e on its first run at n's inputs. */
 cg_status cg__check_rule_once(const cg_node *n, cg_grad_entry *e);
 /* The same for the JVP rule registered for n's op type, on its first run: *checked is the

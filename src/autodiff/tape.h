@@ -22,7 +22,17 @@ static inline bool cg__idset_has(const cg_idset *s, uint64_t id)
     if (s->keys[i] == 0) return false;
   }
 }
-cg_status cg__idset_add(cg_idset *s, uint64_t id);
+cg_status cg__idset_grow(cg_idset *s, size_t cap); /* rehashed into cap slots, a power of two */
+static inline cg_status cg__idset_add(cg_idset *s, uint64_t id)
+{
+  if (2 * (s->n + 1) > s->cap && cg__idset_grow(s, s->cap ? 2 * s->cap : 64) != CG_OK) return CG_ENOMEM;
+  size_t i = cg__idset_slot(id, s->cap);
+  for (; s->keys[i]; i = (i + 1) & (s->cap - 1))
+    if (s->keys[i] == id) return CG_OK;
+  s->keys[i] = id;
+  s->n++;
+  return CG_OK;
+}
 void cg__idset_free(cg_idset *s);
 
 typedef struct {

@@ -58,7 +58,7 @@ long cg__alloc_calls(void) { return alloc_calls; }
 
 static inline bool injected_failure(size_t nbytes)
 {
-  if (alloc_calls++ != fail_at) return false;
+  if (__builtin_expect(alloc_calls++ != fail_at, 1)) return false;
   cg_set_error(CG_ENOMEM, "out of memory allocating %zu bytes (injected failure %ld)", nbytes, fail_at);
   return true;
 }
@@ -79,17 +79,19 @@ static inline int size_class(size_t nbytes, size_t *rounded)
   return c;
 }
 
-void *cg__alloc(size_t nbytes)
+/* The per-thread class of nbytes, or LOCAL_CLASSES if it has none (the fast paths' test). */
+static inline unsigned local_class(size_t nbytes)
 {
-  if (injected_failure(nbytes)) return NULL;
+  if (nbytes <= 64) return 0;
+  if (nbytes > (size_t)64 << (LOCAL_CLASSES - 1)) return LOCAL_CLASSES;
+  return (unsigned)(64 - __builtin_clzll((unsigned long long)nbytes - 1) - 6);
+}
+
+/* What the fast paths below leave: the shared cache, the heap, this thread's first block. */
+static __attribute__((noinline)) void *alloc_slow(size_t nbytes)
+{
   size_t rounded;
   int c = size_class(nbytes ? nbytes : 1, &rounded);
-  if (c >= 0 && c < LOCAL_CLASSES && local.head[c]) {
-    void *p = local.head[c];
-    local.head[c] = *(void **)p;
-    local.count[c]--;
-    return p;
-  }
   if (c >= LOCAL_CLASSES) {
     pthread_mutex_lock(&cache.lock);
     void *p = cache.count[c] ? cache.slots[c][--cache.count[c]] : NULL;
@@ -104,7 +106,7 @@ void *cg__alloc(size_t nbytes)
   return p;
 }
 
-void cg__free(void *p, size_t nbytes)
+static __attribute__((noinline)) void free_slow(void *p, size_t nbytes)
 {
   if (!p) return;
   size_t rounded;
@@ -129,6 +131,31 @@ void cg__free(void *p, size_t nbytes)
     pthread_mutex_unlock(&cache.lock);
   }
   free(p);
+}
+
+void *cg__alloc(size_t nbytes)
+{
+  if (injected_failure(nbytes)) return NULL;
+  unsigned c = local_class(nbytes);
+  if (c < LOCAL_CLASSES && local.head[c]) {
+    void *p = local.head[c];
+    local.head[c] = *(void **)p;
+    local.count[c]--;
+    return p;
+  }
+  return alloc_slow(nbytes);
+}
+
+void cg__free(void *p, size_t nbytes)
+{
+  unsigned c = local_class(nbytes);
+  if (p && c < LOCAL_CLASSES && local.count[c] < LOCAL_DEPTH && local.registered) {
+    *(void **)p = local.head[c];
+    local.head[c] = p;
+    local.count[c]++;
+    return;
+  }
+  free_slow(p, nbytes);
 }
 
 void *cg__malloc(size_t nbytes)

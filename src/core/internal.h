@@ -82,7 +82,8 @@ cg_tensor *cg__tensor_view(cg_tensor *src, int ndim, const int64_t *shape);
 cg_tensor *cg__tensor_symbolic(struct cg_graph *g, cg_dtype d, int ndim, const int64_t *shape);
 static inline bool cg__is_symbolic(const cg_tensor *t) { return t->graph != NULL; }
 /* Hand one reference the library holds to the innermost scope (or to the caller). */
-void cg__scope_adopt(cg_tensor *t);
+void cg__scope_adopt_slow(cg_tensor *t);
+static inline void cg__scope_adopt(cg_tensor *t);
 /* Takes back one reference the innermost open scope holds on t, if it holds one: true when
  * the caller now owns that reference (the scope no longer releases it at its end). */
 bool cg__scope_take(cg_tensor *t);
@@ -138,9 +139,42 @@ typedef struct cg_thread_state {
   cg_collector *collector; /* innermost custom forward collecting variable reads */
   struct cg_graph *graph;   /* the graph ops add nodes to, or NULL (eager)         */
   const char *building_gradient; /* set while a gradient function builds graph nodes */
+  const struct cg_node *grad_node; /* the node whose gradient function runs (rules.h)  */
+  const bool *grad_needs;          /* which of its inputs need a gradient              */
 } cg_thread_state;
 
 extern _Thread_local cg_thread_state cg__tls_state;
 static inline cg_thread_state *cg__tls(void) { return &cg__tls_state; }
+
+#define CG__SCOPE_SPARE 32 /* free slots the held stack keeps ahead (scope.c) */
+
+/* (inline: every op's outputs come here; the stack grows in the slow path) */
+static inline void cg__scope_adopt(cg_tensor *t)
+{
+  cg_thread_state *s = cg__tls();
+  if (t && s->n_scopes && s->cap_held - s->n_held > CG__SCOPE_SPARE) s->held[s->n_held++] = t;
+  else cg__scope_adopt_slow(t);
+}
+
+/* cg_scope_begin and cg_scope_end for a short scope inside another (the reverse walk opens
+ * one per node): the same effect, inline when no stack grows and no outer scope ends. */
+static inline cg_scope cg__scope_open(void)
+{
+  cg_thread_state *s = cg__tls();
+  if (s->n_scopes == 0 || s->n_scopes == s->cap_scopes || s->cap_held - s->n_held < CG__SCOPE_SPARE)
+    return cg_scope_begin();
+  s->scope_marks[s->n_scopes++] = s->n_held;
+  return s->n_scopes;
+}
+static inline void cg__scope_close(cg_scope scope)
+{
+  cg_thread_state *s = cg__tls();
+  if (scope <= 1 || scope != s->n_scopes) {
+    cg_scope_end(scope); /* (the last scope frees the stacks; a wrong one is an error) */
+    return;
+  }
+  size_t mark = s->scope_marks[--s->n_scopes];
+  while (s->n_held > mark) cg_release(s->held[--s->n_held]);
+}
 
 #endif

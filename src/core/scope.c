@@ -4,9 +4,8 @@
  * scope never fails even when the allocator has just failed (growth is retried later). */
 #include "internal.h"
 #include <stdlib.h>
-#include <string.h>
 
-#define SPARE 32 /* free slots kept ahead: adopting needs no allocation */
+#define SPARE CG__SCOPE_SPARE /* free slots kept ahead: adopting needs no allocation */
 
 /* Grows the held stack when fewer than SPARE slots are free; a failure is harmless while
    any slot is left, and retried on the next call. */
@@ -22,7 +21,7 @@ static bool keep_spare(cg_thread_state *s)
   return s->n_held < s->cap_held;
 }
 
-void cg__scope_adopt(cg_tensor *t)
+void cg__scope_adopt_slow(cg_tensor *t)
 {
   cg_thread_state *s = cg__tls();
   if (!t || s->n_scopes == 0) return;
@@ -46,8 +45,7 @@ bool cg__scope_take(cg_tensor *t)
   size_t stop = s->n_held - mark > TAKE_LOOKBACK ? s->n_held - TAKE_LOOKBACK : mark;
   for (size_t i = s->n_held; i-- > stop;)
     if (s->held[i] == t) {
-      memmove(&s->held[i], &s->held[i + 1], (s->n_held - i - 1) * sizeof *s->held);
-      s->n_held--;
+      s->held[i] = s->held[--s->n_held]; /* (the order in which a scope releases is free) */
       return true;
     }
   return false;
