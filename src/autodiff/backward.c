@@ -120,7 +120,7 @@ static void table_free(table *t)
 {
   for (size_t k = 0; k < t->n; k++) {
     drop_total(&t->entries[k]);
-    if (t->entries[k].parts) free(t->entries[k].parts);
+    free(t->entries[k].parts);
   }
   cg__free(t->entries, t->cap * sizeof *t->entries);
   cg__free(t->index, t->n_slots * sizeof *t->index);
