@@ -95,6 +95,25 @@ static entry *table_get(table *t, uint64_t id)
   return e;
 }
 
+/* The entry of tensor x, or NULL: found from x's walk_slot hint when it names an entry of
+   this table with x's id (ids are unique, so that entry is x's), else by the hash. The hint
+   saves the hash's two scattered loads on nearly every lookup of a walk. */
+static inline entry *table_find_tensor(const table *t, const cg_tensor *x)
+{
+  uint32_t k = __atomic_load_n(&x->walk_slot, __ATOMIC_RELAXED);
+  if (k && k <= t->n && t->entries[k - 1].id == x->id) return &t->entries[k - 1];
+  return table_find(t, x->id);
+}
+
+/* table_get for tensor x, leaving the hint in x (a relaxed store: walks on other threads may
+   overwrite it, which only sends their lookups of x to the hash). */
+static entry *table_get_tensor(table *t, const cg_tensor *x)
+{
+  entry *e = table_get(t, x->id);
+  if (e) __atomic_store_n((uint32_t *)&x->walk_slot, (uint32_t)(e - t->entries) + 1, __ATOMIC_RELAXED);
+  return e;
+}
+
 /* A table with room for about n entries before it grows. */
 static cg_status table_init(table *t, size_t n)
 {
@@ -289,18 +308,18 @@ static cg_status find_path(walk *w, cg_tensor *const *sources, int n_src, const 
 {
   for (int i = 0; i < n_src; i++) {
     if (!differentiable_source(sources[i], followed)) continue;
-    entry *e = table_get(&w->tab, sources[i]->id);
+    entry *e = table_get_tensor(&w->tab, sources[i]);
     if (!e) return cg_set_error(CG_ENOMEM, "gradient: out of memory");
     e->flags |= REACHED | SOURCE;
   }
   for (size_t k = 0; k < w->n_nodes; k++) {
     const cg_node *n = w->nodes[k];
     bool hit = false;
-    for (int i = 0; i < n->n_in && !hit; i++) hit = is_reached(table_find(&w->tab, n->in[i]->id));
+    for (int i = 0; i < n->n_in && !hit; i++) hit = is_reached(table_find_tensor(&w->tab, n->in[i]));
     w->on_path[k] = hit;
     for (int o = 0; hit && o < n->n_out; o++) {
       if (!cg_dtype_is_float(n->out[o]->dtype) || (n->non_differentiable & (1u << o))) continue;
-      entry *e = table_get(&w->tab, n->out[o]->id);
+      entry *e = table_get_tensor(&w->tab, n->out[o]);
       if (!e) return cg_set_error(CG_ENOMEM, "gradient: out of memory");
       e->flags |= REACHED;
     }
@@ -403,7 +422,7 @@ static cg_status call_gradient(walk *w, const cg_node *n, cg_tensor *const *dy, 
 
 static inline entry *carrying(walk *w, const cg_tensor *t)
 {
-  entry *e = table_find(&w->tab, t->id);
+  entry *e = table_find_tensor(&w->tab, t);
   return e && (e->flags & TOUCHED) && !(e->flags & STOP) ? e : NULL;
 }
 
@@ -447,7 +466,7 @@ static cg_status visit(walk *w, const cg_node *n)
   }
   for (int j = 0; j < n->n_in; j++) {
     bool fl = cg_dtype_is_float(n->in[j]->dtype);
-    in_entry[j] = fl ? table_find(&w->tab, n->in[j]->id) : NULL;
+    in_entry[j] = fl ? table_find_tensor(&w->tab, n->in[j]) : NULL;
     needs[j] = is_reached(in_entry[j]);
   }
   cg_scope scope = cg__scope_open(); /* own_reference takes from it: it must be there */
@@ -476,7 +495,7 @@ static cg_status visit(walk *w, const cg_node *n)
   if (needs != needs_small) free(needs);
   if (in_entry != in_small) free(in_entry);
   for (int o = 0; o < n->n_out; o++) { /* consumed, unless someone asked for it */
-    entry *e = out_entry[o] ? out_entry[o] : table_find(&w->tab, n->out[o]->id);
+    entry *e = out_entry[o] ? out_entry[o] : table_find_tensor(&w->tab, n->out[o]);
     if (e && !(e->flags & SOURCE)) drop_total(e);
   }
   return st;
@@ -530,7 +549,7 @@ cg_status cg__backward(const cg_backward_args *a, cg_tensor **out)
   cg_scope scope = cg_scope_begin();
   cg_status st = scope > 0 ? CG_OK : CG_ENOMEM; /* (cg_scope_begin said why) */
   for (int i = 0; i < a->n_stops && st == CG_OK; i++) {
-    entry *e = table_get(&w.tab, a->stops[i]->id);
+    entry *e = table_get_tensor(&w.tab, a->stops[i]);
     if (e) e->flags |= STOP;
     else st = CG_ENOMEM;
   }
@@ -538,7 +557,7 @@ cg_status cg__backward(const cg_backward_args *a, cg_tensor **out)
   bool any_target = false;
   for (int t = 0; t < a->n_targets && st == CG_OK; t++) {
     cg_tensor *target = a->targets[t];
-    entry *e = cg_dtype_is_float(target->dtype) ? table_find(&w.tab, target->id) : NULL;
+    entry *e = cg_dtype_is_float(target->dtype) ? table_find_tensor(&w.tab, target) : NULL;
     if (!is_reached(e)) continue;
     cg_tensor *seed = a->seeds && a->seeds[t] ? a->seeds[t] : cg_ones_like(target);
     st = seed ? accumulate(e, seed, w.in_place, NULL) : cg_last_status();
@@ -551,7 +570,7 @@ cg_status cg__backward(const cg_backward_args *a, cg_tensor **out)
   for (int i = 0; i < a->n_src && st == CG_OK; i++) {
     const cg_tensor *src = a->sources[i];
     bool differentiable = differentiable_source(src, a->followed);
-    entry *e = differentiable ? table_find(&w.tab, src->id) : NULL;
+    entry *e = differentiable ? table_find_tensor(&w.tab, src) : NULL;
     cg_tensor *g = e ? hooked_total(&w, src, e) : NULL;
     if (!g && e && (e->flags & TOUCHED) && cg_last_status() != CG_OK) {
       st = cg_last_status();

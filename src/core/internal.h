@@ -26,7 +26,9 @@ struct cg_tensor {
   int refcount;
   cg_dtype dtype;
   int ndim;
-  bool has_hook; /* gradient hooks are registered for it (hooks.c) */
+  /* Where the last gradient walk that met it keeps its entry (backward.c): a hint, which the
+     walk checks against the id, so any value is safe; read and written relaxed-atomically. */
+  uint32_t walk_slot;
   int64_t size;
   void *data;    /* into buf                                                  */
   cg_buffer *buf;
@@ -36,6 +38,8 @@ struct cg_tensor {
   int64_t shape[CG_MAX_DIMS];
   struct cg_node *producer; /* borrowed from the graph; NULL for placeholders */
   int out_index;
+  bool has_hook;            /* gradient hooks are registered for it (hooks.c); beside name,
+                               which cg_release reads too */
   char *name;               /* placeholders: the name errors use             */
 };
 
