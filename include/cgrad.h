@@ -543,7 +543,9 @@ typedef struct {
   cg_tensor *value;
 } cg_feed;
 /* Session.run: computes fetches (symbolic tensors of g) into out (new tensors), running only
- * the nodes they need, in order, releasing each intermediate after its last reader. */
+ * the nodes they need, in order, releasing each intermediate after its last reader. A feed's
+ * key is a placeholder or, as in TF, any other tensor of g: the value stands for it, and the
+ * nodes that only it needed do not run. */
 CG_API cg_status cg_graph_run(cg_graph *g, const cg_feed *feeds, int n_feeds,
                               cg_tensor *const *fetches, int n_fetches, cg_tensor **out);
 typedef struct {

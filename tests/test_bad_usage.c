@@ -380,9 +380,15 @@ static void misuse(void **state)
         "tensor 's' is a symbolic graph tensor");
   cg_feed feeds[2] = {{p, cg_zeros(CG_F32, 1, (int64_t[]){2})}, {p, cg_zeros(CG_F32, 1, (int64_t[]){2})}};
   BAD_S(cg_graph_run(g, feeds, 2, &q, 1, out), CG_EINVAL, "cg_graph_run: placeholder 'p' is fed twice");
-  BAD_S(cg_graph_run(g, &(cg_feed){q, feeds[0].value}, 1, &q, 1, out), CG_EINVAL, "feed 0 is not a placeholder of this graph");
+  cg_graph_enter(h);
+  cg_tensor *in_h = cg_placeholder(CG_F32, 1, (int64_t[]){2}, "in_h");
+  cg_graph_exit(h);
+  BAD_S(cg_graph_run(g, &(cg_feed){in_h, feeds[0].value}, 1, &q, 1, out), CG_EINVAL, "feed 0 is not a tensor of this graph");
+  cg_tensor *three = cg_zeros(CG_F32, 1, (int64_t[]){3});
+  BAD_S(cg_graph_run(g, &(cg_feed){q, three}, 1, &q, 1, out), CG_ESHAPE,
+        "cg_graph_run: output 0 of Neg has shape [2] but was fed [3]");
   BAD_S(cg_graph_run(h, feeds, 1, &q, 1, out), CG_EINVAL, "cg_graph_run: fetch 0 belongs to another graph");
-  BAD_S(cg_graph_run(g, &(cg_feed){p, q}, 1, &q, 1, out), CG_EINVAL, "the value fed to 'p' is symbolic");
+  BAD_S(cg_graph_run(g, &(cg_feed){p, q}, 1, &q, 1, out), CG_EINVAL, "the value fed to placeholder 'p' is symbolic");
   BAD_S(cg_graph_run(g, NULL, 0, &q, 1, out), CG_EINVAL, "p");
   BAD_S(cg_graph_set_options(g, 0x80), CG_EINVAL, "cg_graph_set_options: unknown option bits 0x80");
   BAD_S(cg_gradients(&a, 1, &a, 1, NULL, out, NULL), CG_EINVAL, "cg_gradients: ys[0] is not a graph tensor");

@@ -281,6 +281,38 @@ static void cse_and_folding_keep_results(void **state)
   assert_true(stats[3].nodes_run < stats[0].nodes_run);
 }
 
+/* Feeding a node's output (TF's feed of any tensor): readers see the fed value, the nodes
+   only it needed do not run, a twin computation (CSE) or a folded constant is not replaced. */
+static void feeding_an_intermediate_tensor(void **state)
+{
+  for (unsigned opt = 0; opt < 4; opt++) {
+    cg_graph *g = cg_graph_new();
+    cg_graph_set_options(g, opt);
+    cg_graph_enter(g);
+    int64_t s2[1] = {2};
+    cg_tensor *x = cg_placeholder(CG_F64, 1, s2, "x");
+    cg_tensor *h = cg_tanh(x), *twin = cg_tanh(x), *c = cg_exp(cg_scalar(CG_F64, 0));
+    cg_tensor *y = cg_add(cg_mul(h, h), x), *z = cg_add(cg_mul(h, c), twin);
+    cg_graph_exit(g);
+    cg_feed feeds[3] = {{x, cgt_f64(1, s2, (double[]){0.5, -1})}, {h, cgt_f64(1, s2, (double[]){3, 4})},
+                        {c, cg_scalar(CG_F64, 10)}};
+    cg_tensor *fetch[4] = {y, z, h, x}, *out[4];
+    assert_int_equal(cg_graph_run(g, feeds, 3, fetch, 4, out), CG_OK);
+    assert_tensor(out[0], CG_F64, 1, s2, ((double[]){9.5, 15}), 0);
+    assert_tensor(out[1], CG_F64, 1, s2, ((double[]){30 + tanh(0.5), 40 + tanh(-1.0)}), 1e-15);
+    assert_tensor(out[2], CG_F64, 1, s2, ((double[]){3, 4}), 0);
+    assert_tensor(out[3], CG_F64, 1, s2, ((double[]){0.5, -1}), 0); /* a fed placeholder */
+    cg_graph_stats st;
+    cg_graph_get_stats(g, &st);
+    assert_int_equal(st.nodes_run, 5); /* twin's Tanh, 2 Mul, 2 Add; not h's Tanh, nor Exp */
+    assert_int_equal(st.nodes_merged, 0);
+    /* without x's feed, y still needs x */
+    assert_int_equal(cg_graph_run(g, feeds + 1, 1, &y, 1, out), CG_EINVAL);
+    assert_error(CG_EINVAL, "placeholder 'x' (f64 [2]) is needed by Add but was not fed");
+    cg_graph_free(g);
+  }
+}
+
 /* An MLP training step in a graph: the plan frees intermediates after their last reader. */
 static void memory_plan_on_an_mlp_step(void **state)
 {
@@ -410,6 +442,7 @@ int main(void)
       cgt_test(tf_gradients_options),
       cgt_test(session_errors),
       cgt_test(cse_and_folding_keep_results),
+      cgt_test(feeding_an_intermediate_tensor),
       cgt_test(memory_plan_on_an_mlp_step),
       cgt_test(variables_are_read_at_run_time),
       cgt_test(traced_function_matches_eager),

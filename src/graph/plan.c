@@ -113,6 +113,10 @@ static int slot_index(builder *b, uint64_t id)
   return (int)(uintptr_t)cg__idmap_get(&b->slot_of, id) - 1;
 }
 
+/* Whether t is given to the run. Before steps are compiled only feeds have slots; after,
+   an output of a compiled node may have one too, so compiling asks before adding its own. */
+static bool fed(builder *b, const cg_tensor *t) { return slot_index(b, t->id) >= 0; }
+
 static int constant_slot(builder *b, cg_tensor *t)
 {
   int k = slot_index(b, t->id);
@@ -131,13 +135,16 @@ static cg_tensor *resolve(builder *b, cg_tensor *t)
 
 /* --- choosing nodes ---------------------------------------------------------------------------- */
 
+
+/* The nodes the fetches need, back to the feeds (a fed tensor's producer runs only if
+   something else needs it). */
 static cg_status mark_needed(builder *b, cg_tensor *const *fetches, int n)
 {
   cg_graph *g = b->p->g;
   size_t top = 0, *stack = cg__malloc((g->n_nodes + 1) * sizeof *stack);
   if (!stack) return CG_ENOMEM;
   for (int i = 0; i < n; i++) {
-    const cg_node *p = fetches[i]->producer;
+    const cg_node *p = fed(b, fetches[i]) ? NULL : fetches[i]->producer;
     if (p && !b->needed[p->graph_index]) {
       b->needed[p->graph_index] = true;
       stack[top++] = p->graph_index;
@@ -146,7 +153,7 @@ static cg_status mark_needed(builder *b, cg_tensor *const *fetches, int n)
   while (top) {
     const cg_node *node = g->nodes[stack[--top]];
     for (int i = 0; i < node->n_in; i++) {
-      const cg_node *p = node->in[i]->producer;
+      const cg_node *p = fed(b, node->in[i]) ? NULL : node->in[i]->producer;
       if (p && !b->needed[p->graph_index]) {
         b->needed[p->graph_index] = true;
         stack[top++] = p->graph_index;
@@ -191,6 +198,15 @@ static bool same_computation(builder *b, const cg_node *x, const cg_node *y)
                        !memcmp(x->attrs->items, y->attrs->items, (size_t)x->attrs->n * sizeof(cg_attr)));
 }
 
+/* A node one of whose outputs is fed neither merges nor is merged into: its twins' readers
+   want what they compute, not the feed. */
+static bool any_output_fed(builder *b, const cg_node *n)
+{
+  for (int o = 0; o < n->n_out; o++)
+    if (fed(b, n->out[o])) return true;
+  return false;
+}
+
 static cg_status merge_common_subexpressions(builder *b)
 {
   cg_graph *g = b->p->g;
@@ -198,7 +214,7 @@ static cg_status merge_common_subexpressions(builder *b)
   cg_status st = CG_OK;
   for (size_t k = 0; k < g->n_nodes && st == CG_OK; k++) {
     cg_node *n = g->nodes[k];
-    if (!b->needed[k] || n->custom || (n->def->flags & CG_OP_STATEFUL)) continue;
+    if (!b->needed[k] || n->custom || (n->def->flags & CG_OP_STATEFUL) || any_output_fed(b, n)) continue;
     uint64_t key = (uint64_t)(uintptr_t)n->def * 0x9E3779B97F4A7C15ull;
     for (int i = 0; i < n->n_in; i++) key = (key ^ resolve(b, n->in[i])->id) * 0x100000001B3ull;
     key |= 1;
@@ -237,7 +253,8 @@ static cg_status fold(builder *b, const cg_node *n, cg_tensor **in)
   }
   for (int o = 0; o < n->n_out; o++) {
     cg_tensor *v = cg__idmap_get(&g->folded, n->out[o]->id);
-    int k = add_slot(b, n->out[o]->id, (slot){.t = cg_retain(v), .constant = true, .root = -1});
+    uint64_t id = fed(b, n->out[o]) ? 0 : n->out[o]->id; /* its consumers read the feed */
+    int k = add_slot(b, id, (slot){.t = cg_retain(v), .constant = true, .root = -1});
     if (k < 0) {
       cg_release(v);
       return CG_ENOMEM;
@@ -276,7 +293,7 @@ static cg_status add_step(builder *b, const cg_node *n, cg_tensor **in, const in
     int root = m->alias_of >= 0 ? p->slots[in_slots[m->alias_of]].root : (int)p->n_slots;
     slot sl = {.t = h, .chunked = true, .root = root, .nbytes = (size_t)h->size * cg_dtype_size(h->dtype),
                .last_use = k + 1, .step = k};
-    int idx = add_slot(b, n->out[o]->id, sl);
+    int idx = add_slot(b, fed(b, n->out[o]) ? 0 : n->out[o]->id, sl); /* see fold */
     if (idx < 0) return CG_ENOMEM; /* (h goes with the chunks) */
     s->node.out[o] = h;
   }
@@ -296,7 +313,8 @@ static cg_status compile_node(builder *b, const cg_node *n)
   cg_status st = in && in_slots ? CG_OK : CG_ENOMEM;
   for (int i = 0; i < n->n_in && st == CG_OK; i++) {
     cg_tensor *t = resolve(b, n->in[i]);
-    in_slots[i] = t->graph ? slot_index(b, t->id) : constant_slot(b, t);
+    in_slots[i] = slot_index(b, n->in[i]->id); /* fed (even if its producer was merged) */
+    if (in_slots[i] < 0) in_slots[i] = t->graph ? slot_index(b, t->id) : constant_slot(b, t);
     if (in_slots[i] < 0) st = cg_set_error(CG_EINVAL, "%s: input %d has no value in this run", n->type, i);
   }
   for (int i = 0; i < n->n_in && st == CG_OK; i++) in[i] = p->slots[in_slots[i]].t;
@@ -462,7 +480,8 @@ static cg_status bind_feeds(builder *b, const cg_feed *feeds, int n)
       free(h);
       return CG_ENOMEM;
     }
-    if ((p->feed_slot[i] = add_slot(b, feeds[i].placeholder->id, (slot){.t = h, .root = -1})) < 0) {
+    slot fed_slot = {.t = h, .root = -1, .nbytes = (size_t)h->size * cg_dtype_size(h->dtype)};
+    if ((p->feed_slot[i] = add_slot(b, feeds[i].placeholder->id, fed_slot)) < 0) {
       free(h);
       return CG_ENOMEM;
     }
@@ -476,7 +495,8 @@ static cg_status bind_fetches(builder *b, cg_tensor *const *fetches, int n)
   for (int i = 0; i < n; i++) {
     cg_tensor *t = resolve(b, fetches[i]);
     p->fetch_ids[i] = fetches[i]->id;
-    p->fetch_slot[i] = t->graph ? slot_index(b, t->id) : constant_slot(b, t);
+    p->fetch_slot[i] = slot_index(b, fetches[i]->id); /* fed */
+    if (p->fetch_slot[i] < 0) p->fetch_slot[i] = t->graph ? slot_index(b, t->id) : constant_slot(b, t);
     if (p->fetch_slot[i] < 0) return cg_set_error(CG_EINVAL, "cg_graph_run: fetch %d has no value", i);
     int root = p->slots[p->fetch_slot[i]].root;
     if (root >= 0) p->slots[root].last_use = SIZE_MAX;

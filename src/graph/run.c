@@ -2,6 +2,7 @@
  * build and cache one, see plan.c), and execute it with the graph exited and recording
  * paused, so a run is one computation to any open tape. */
 #include "plan.h"
+#include <stdio.h>
 #include <stdlib.h>
 
 #define MAX_PLANS 16 /* cached per graph; the least recently used goes */
@@ -20,27 +21,37 @@ static cg_status check_fetches(const cg_graph *g, cg_tensor *const *fetches, int
   return CG_OK;
 }
 
+/* What a message calls the fed tensor p: a placeholder by its name, else the node output. */
+static const char *feed_name(const cg_tensor *p, char *buf, size_t n)
+{
+  if (!p->producer) snprintf(buf, n, "placeholder '%s'", p->name);
+  else snprintf(buf, n, "output %d of %s", p->out_index, p->producer->type);
+  return buf;
+}
+
+/* A feed's key is a placeholder, or any other tensor of the graph (as in TF: its value is
+   given, and the nodes only it needed do not run). */
 static cg_status check_feed(const cg_graph *g, const cg_feed *f, int i)
 {
-  char want[160], got[160];
+  char want[160], got[160], name_buf[160];
   const cg_tensor *p = f->placeholder, *v = f->value;
   if (!p || !v) return cg_set_error(CG_EINVAL, "cg_graph_run: feed %d has a NULL placeholder or value", i);
-  if (p->graph != g || p->producer)
-    return cg_set_error(CG_EINVAL, "cg_graph_run: feed %d is not a placeholder of this graph", i);
-  if (v->graph) return cg_set_error(CG_EINVAL, "cg_graph_run: the value fed to '%s' is symbolic", p->name);
+  if (p->graph != g)
+    return cg_set_error(CG_EINVAL, "cg_graph_run: feed %d is not a tensor of this graph", i);
+  const char *name = feed_name(p, name_buf, sizeof name_buf);
+  if (v->graph) return cg_set_error(CG_EINVAL, "cg_graph_run: the value fed to %s is symbolic", name);
   bool fits = v->ndim == p->ndim;
   for (int d = 0; fits && d < p->ndim; d++) fits = p->shape[d] < 0 || p->shape[d] == v->shape[d];
   if (v->dtype != p->dtype || !fits) { /* (shapes are formatted only for the message) */
     cg__fmt_shape(p->ndim, p->shape, want, sizeof want);
     cg_shape_str(v, got, sizeof got);
     if (v->dtype != p->dtype)
-      return cg_set_error(CG_EDTYPE, "cg_graph_run: placeholder '%s' is %s %s but was fed %s %s", p->name,
+      return cg_set_error(CG_EDTYPE, "cg_graph_run: %s is %s %s but was fed %s %s", name,
                           cg_dtype_name(p->dtype), want, cg_dtype_name(v->dtype), got);
-    return cg_set_error(CG_ESHAPE, "cg_graph_run: placeholder '%s' has shape %s but was fed %s", p->name, want, got);
+    return cg_set_error(CG_ESHAPE, "cg_graph_run: %s has shape %s but was fed %s", name, want, got);
   }
   for (int j = 0; j < i; j++)
-    if (f[j - i].placeholder == p)
-      return cg_set_error(CG_EINVAL, "cg_graph_run: placeholder '%s' is fed twice", p->name);
+    if (f[j - i].placeholder == p) return cg_set_error(CG_EINVAL, "cg_graph_run: %s is fed twice", name);
   return CG_OK;
 }
 
