@@ -152,6 +152,11 @@ static void table_free(table *t)
  * AddN sums them when the total is first read, so that the sum is an op tapes and graphs
  * see. Either way the parts are added in arrival order with AddN's arithmetic: the same bits. */
 
+/* Parts waiting for one AddN are summed when this many have come: a long chain's parts are
+   not all kept until the end (a traced loop's plan would hold every one of them at once).
+   AddN adds its inputs in order, so a sum of sums in arrival order has the same bits. */
+#define MAX_WAITING_PARTS 8
+
 /* An owned reference to t, which the caller borrows, taken without an atomic operation where
    it can be: the one of donor's total, if t is that total (moved: the caller is done with
    donor); the innermost scope's, if it holds one (taken over); else a new one. */
@@ -195,6 +200,13 @@ static cg_status accumulate(entry *e, cg_tensor *g, bool in_place, entry *donor)
   e->parts[e->n_parts++] = own_reference(g, donor);
   e->total = NULL;
   e->flags &= ~OWN;
+  if (e->n_parts == MAX_WAITING_PARTS) { /* summed so far: waits as the first part */
+    cg_tensor *sum = cg_retain(cg_add_n(e->parts, e->n_parts));
+    if (!sum) return cg_last_status();
+    for (int i = 0; i < e->n_parts; i++) cg_release(e->parts[i]);
+    e->parts[0] = sum;
+    e->n_parts = 1;
+  }
   return CG_OK;
 }
 

@@ -182,6 +182,14 @@ bool cg__any_tape_recording(void)
   return s->n_tapes > 0 && s->paused == 0;
 }
 
+bool cg__tape_would_record(void)
+{
+  const cg_thread_state *s = cg__tls();
+  for (int k = 0; k < s->n_tapes && s->paused == 0; k++)
+    if (s->tapes[k]->recording && !s->tapes[k]->busy) return true;
+  return false;
+}
+
 static bool tape_follows_an_input(const cg_tape *t, const cg_node *n)
 {
   if (!t->recording || t->busy) return false;

@@ -1,7 +1,9 @@
 /* function.c - traced functions (tf.function): a C function traced once per input
  * signature into a graph, replayed by running the graph, and recorded on tapes as one op
- * whose gradient is another trace on the same graph (the symbolic gradient, built once on
- * first use, and itself differentiable the same way). */
+ * whose gradient is another trace on the same graph (the symbolic gradient, built once at
+ * the first recorded call, and itself differentiable the same way). A recorded call also
+ * keeps the forward tensors the gradient reads, so that the gradient need not run the forward
+ * again. */
 #include "graph.h"
 #include "../autodiff/guard.h"
 #include <stdlib.h>
@@ -16,6 +18,13 @@ struct trace {
   cg_tensor **in;  /* placeholders, retained                            */
   cg_tensor **out; /* symbolic outputs, retained (NULL: no such output)  */
   trace *backward; /* inputs (x..., dy...) -> dx...; built on first use  */
+  /* A backward trace: the forward's tensors it reads (retained symbolic tensors). A recorded
+     call of the forward fetches them too and records them after x as its node's inputs; an
+     unrecorded gradient is fed them instead of running the forward again (as TF saves a
+     function's intermediates; also what keeps a random op's draw the same for the gradient). */
+  cg_tensor **saved;
+  int n_saved;
+  bool backward_failed; /* at a recorded call: later calls do not try again */
   cg_grad_entry grad;
 };
 
@@ -34,6 +43,8 @@ static void trace_free(trace *t)
   trace_free(t->backward);
   for (int i = 0; i < t->nx; i++) cg_release(t->in[i]);
   for (int i = 0; i < t->ny; i++) cg_release(t->out[i]);
+  for (int i = 0; i < t->n_saved; i++) cg_release(t->saved[i]);
+  free(t->saved);
   if (t->owns_graph) cg_graph_free(t->graph);
   free(t->in);
   free(t->out);
@@ -121,30 +132,120 @@ static bool signature_matches(const trace *t, cg_tensor *const *x)
 
 static const cg_op_def function_op = {.name = "Function", .n_inputs = -1};
 
-/* Runs t on x into y (new tensors, NULL where t has no output); records one op on tapes. */
+/* Runs t on x into y (new tensors, NULL where t has no output); records one op on tapes,
+   with the tensors its gradient reads (t->backward->saved) after x as the op's inputs. */
+static trace *backward_of(trace *t);
+
 static cg_status trace_call(trace *t, cg_tensor *const *x, cg_tensor **y)
 {
+  bool recording = cg__any_tape_recording();
+  /* a recorded call builds the gradient now, to know what to keep (if it cannot be built, the
+     gradient will say why when it is asked for) */
+  if (recording && !t->backward && !t->backward_failed && !backward_of(t)) {
+    t->backward_failed = true;
+    cg_clear_error();
+  }
+  int n_saved = recording && t->backward ? t->backward->n_saved : 0;
+  size_t n_in = (size_t)t->nx + (size_t)n_saved, n_out = (size_t)t->ny + (size_t)n_saved;
   cg_feed *feeds = cg__malloc((size_t)(t->nx ? t->nx : 1) * sizeof *feeds);
-  cg_tensor **fetch = cg__malloc((size_t)(t->ny ? t->ny : 1) * sizeof *fetch);
-  cg_tensor **got = cg__malloc((size_t)(t->ny ? t->ny : 1) * sizeof *got);
-  cg_status st = feeds && fetch && got ? CG_OK : CG_ENOMEM;
+  cg_tensor **fetch = cg__malloc(n_out * sizeof *fetch), **got = cg__malloc(n_out * sizeof *got);
+  cg_tensor **in = cg__malloc((n_in ? n_in : 1) * sizeof *in);
+  cg_status st = feeds && fetch && got && in ? CG_OK : CG_ENOMEM;
   int n_fetch = 0;
-  for (int i = 0; i < t->nx && st == CG_OK; i++) feeds[i] = (cg_feed){t->in[i], x[i]};
+  for (int i = 0; i < t->nx && st == CG_OK; i++) feeds[i] = (cg_feed){t->in[i], in[i] = x[i]};
   for (int i = 0; i < t->ny && st == CG_OK; i++)
     if (t->out[i]) fetch[n_fetch++] = t->out[i];
+  int n_y = n_fetch;
+  for (int k = 0; k < n_saved && st == CG_OK; k++) fetch[n_fetch++] = t->backward->saved[k];
   if (st == CG_OK && n_fetch) st = cg_graph_run(t->graph, feeds, t->nx, fetch, n_fetch, got);
   for (int i = 0, k = 0; i < t->ny; i++) y[i] = st == CG_OK && t->out[i] ? got[k++] : NULL;
-  if (st == CG_OK && cg__any_tape_recording()) {
-    cg_node node = {.def = &function_op, .type = t->name, .n_in = t->nx, .in = (cg_tensor **)x,
+  /* the saved values are taken back from the scope (last adopted first: each is on top) and
+     released once the tapes hold their own references */
+  bool ran = st == CG_OK;
+  for (int k = n_saved; k-- > 0 && ran;) {
+    in[t->nx + k] = got[n_y + k];
+    if (!cg__scope_take(got[n_y + k]) && cg__tls()->n_scopes) got[n_y + k] = NULL; /* the scope's */
+  }
+  if (st == CG_OK && recording) {
+    cg_node node = {.def = &function_op, .type = t->name, .n_in = (int)n_in, .in = in,
                     .grad = &t->grad, .grad_name = t->name};
     for (int i = 0; i < t->ny && node.n_out < CG_MAX_OUTPUTS; i++)
       if (y[i]) node.out[node.n_out++] = y[i];
     if (node.n_out == t->ny) st = cg__record(&node);
     else if (node.n_out) st = cg_set_error(CG_EINVAL, "%s: a function with missing outputs cannot be recorded", t->name);
   }
+  for (int k = 0; k < n_saved && ran; k++) cg_release(got[n_y + k]);
   free(feeds);
   free(fetch);
   free(got);
+  free(in);
+  return st;
+}
+
+/* Which forward tensors the gradient is fed rather than computing them again: those of at
+ * least SAVE_MIN_BYTES (a smaller one costs more to keep, fetch and feed, about 50 ns, than
+ * its kernel costs to run again), and every output of a stateful node (a random draw or a
+ * variable read) that the gradient reads or recomputes from, so the gradient sees the very
+ * values the forward saw. */
+#define SAVE_MIN_BYTES ((size_t)1024)
+
+typedef struct {
+  trace *b;
+  const cg_graph *g;
+  size_t first;      /* graph index of the first gradient node  */
+  bool *seen;        /* per graph node                           */
+  size_t *stack, top;
+  cg_idmap saved_ids;
+  int cap;
+} saver;
+
+static cg_status save(saver *v, cg_tensor *t)
+{
+  if (cg__idmap_get(&v->saved_ids, t->id)) return CG_OK;
+  if (v->b->n_saved == v->cap) {
+    int cap = v->cap ? 2 * v->cap : 16;
+    cg_tensor **saved = cg__realloc(v->b->saved, (size_t)cap * sizeof *saved);
+    if (!saved) return CG_ENOMEM;
+    v->b->saved = saved;
+    v->cap = cap;
+  }
+  if (cg__idmap_put(&v->saved_ids, t->id, t) != CG_OK) return CG_ENOMEM;
+  v->b->saved[v->b->n_saved++] = cg_retain(t);
+  return CG_OK;
+}
+
+/* A tensor the gradient reads (t's producer is followed if it is a gradient node) or, when
+   recomputing, one a recomputed forward node reads. */
+static cg_status note(saver *v, cg_tensor *t)
+{
+  const cg_node *p = t && t->graph == v->g ? t->producer : NULL;
+  if (!p) return CG_OK; /* a placeholder (fed anyway), or a constant */
+  bool forward = p->graph_index < v->first;
+  if (forward && ((p->def->flags & CG_OP_STATEFUL) ||
+                  (size_t)t->size * cg_dtype_size(t->dtype) >= SAVE_MIN_BYTES))
+    return save(v, t);
+  if (!v->seen[p->graph_index]) { /* a gradient node, or a small forward one run again */
+    v->seen[p->graph_index] = true;
+    v->stack[v->top++] = p->graph_index;
+  }
+  return CG_OK;
+}
+
+/* b->saved, from b's outputs back through the gradient nodes (cg_gradients added them from
+   graph index `first` on) and the forward nodes run again. */
+static cg_status find_saved(trace *b, const cg_graph *g, size_t first)
+{
+  saver v = {.b = b, .g = g, .first = first, .seen = cg__calloc(g->n_nodes + 1, sizeof *v.seen),
+             .stack = cg__malloc((g->n_nodes + 1) * sizeof *v.stack)};
+  cg_status st = v.seen && v.stack ? CG_OK : CG_ENOMEM;
+  for (int i = 0; i < b->ny && st == CG_OK; i++) st = note(&v, b->out[i]);
+  while (v.top && st == CG_OK) {
+    const cg_node *n = g->nodes[v.stack[--v.top]];
+    for (int i = 0; i < n->n_in && st == CG_OK; i++) st = note(&v, n->in[i]);
+  }
+  free(v.seen);
+  free(v.stack);
+  cg__idmap_free(&v.saved_ids);
   return st;
 }
 
@@ -166,10 +267,12 @@ static trace *backward_of(trace *t)
     dy[i] = cg_retain(cg_placeholder(t->out[i]->dtype, t->out[i]->ndim, t->out[i]->shape, dname));
     if (!dy[i]) st = cg_last_status();
   }
+  size_t first = t->graph->n_nodes;
   if (st == CG_OK) st = cg_gradients(t->out, t->ny, t->in, t->nx, dy, b->out, NULL);
   for (int i = 0; i < t->nx && st == CG_OK; i++) cg_retain(b->out[i]);
   if (st != CG_OK)
     for (int i = 0; i < t->nx; i++) b->out[i] = NULL;
+  if (st == CG_OK && (st = find_saved(b, t->graph, first)) != CG_OK) cg_set_error(st, "%s: out of memory", name);
   if (st == CG_OK || cg__tls()->graph == t->graph) cg_graph_exit(t->graph);
   cg_scope_end(scope);
   if (st != CG_OK) {
@@ -180,10 +283,37 @@ static trace *backward_of(trace *t)
   return b;
 }
 
+/* b run on x and dy with the forward's saved values fed (op's inputs after x): the gradient
+   nodes alone run. Unrecorded: a gradient recorded for a higher order must see how the
+   saved values depend on x, so it runs the whole trace instead. */
+static cg_status run_fed(const trace *t, const trace *b, const cg_node *op, cg_tensor *const *dy, cg_tensor **dx)
+{
+  int n_feeds = t->nx + t->ny + b->n_saved;
+  cg_feed *feeds = cg__malloc((size_t)n_feeds * sizeof *feeds);
+  cg_tensor **fetch = cg__malloc((size_t)(t->nx ? t->nx : 1) * sizeof *fetch);
+  cg_tensor **got = cg__malloc((size_t)(t->nx ? t->nx : 1) * sizeof *got);
+  cg_status st = feeds && fetch && got ? CG_OK : CG_ENOMEM;
+  int n_fetch = 0;
+  for (int i = 0; i < t->nx + t->ny && st == CG_OK; i++)
+    feeds[i] = (cg_feed){b->in[i], i < t->nx ? op->in[i] : dy[i - t->nx]};
+  for (int k = 0; k < b->n_saved && st == CG_OK; k++)
+    feeds[t->nx + t->ny + k] = (cg_feed){b->saved[k], op->in[t->nx + k]};
+  for (int i = 0; i < t->nx && st == CG_OK; i++)
+    if (b->out[i]) fetch[n_fetch++] = b->out[i];
+  if (st == CG_OK && n_fetch) st = cg_graph_run(b->graph, feeds, n_feeds, fetch, n_fetch, got);
+  for (int i = 0, k = 0; i < t->nx; i++) dx[i] = st == CG_OK && b->out[i] ? got[k++] : NULL;
+  free(feeds);
+  free(fetch);
+  free(got);
+  return st;
+}
+
 static cg_status function_grad(const cg_node *op, cg_tensor *const *dy, cg_tensor **dx, void *user)
 {
   trace *t = user, *b = backward_of(t);
   if (!b) return cg_last_status();
+  if (b->n_saved && op->n_in == t->nx + b->n_saved && !cg__tape_would_record() && !cg__tls()->graph)
+    return run_fed(t, b, op, dy, dx);
   cg_tensor **in = cg__malloc((size_t)(t->nx + t->ny) * sizeof *in);
   if (!in) return CG_ENOMEM;
   for (int i = 0; i < t->nx; i++) in[i] = op->in[i];

@@ -22,6 +22,9 @@ typedef struct {
   size_t last_use;  /* 1 + the last step reading it or a view of it; SIZE_MAX: fetched */
   size_t step;      /* the step that computes it (outputs of steps)                  */
   cg_tensor *buffer; /* roots: the pooled tensor whose memory they use              */
+  bool handed;       /* fetched, with a buffer of its own: each run writes it into a new
+                        tensor (fresh), which the run hands out instead of a copy      */
+  cg_tensor *fresh;
 } slot;
 
 struct cg_plan {
@@ -392,11 +395,11 @@ static cg_status assign_buffers(cg_plan *p)
     for (; m < made_at[k] && st == CG_OK; m++) { /* outputs of step k */
       slot *sl = &p->slots[by_step[m]];
       if (sl->buffer) continue;
-      if (!(sl->buffer = take_buffer(p, &pl, sl))) {
+      if (!sl->handed && !(sl->buffer = take_buffer(p, &pl, sl))) {
         st = cg_last_status();
         break;
       }
-      sl->t->data = sl->buffer->data;
+      if (!sl->handed) sl->t->data = sl->buffer->data;
       live += sl->nbytes;
       p->stats.total_bytes += sl->nbytes;
       if (live > p->stats.peak_bytes) p->stats.peak_bytes = live;
@@ -480,6 +483,12 @@ static cg_status bind_feeds(builder *b, const cg_feed *feeds, int n)
       free(h);
       return CG_ENOMEM;
     }
+    if (fed(b, feeds[i].placeholder)) { /* (run.c checked everything else of each feed) */
+      char name[160];
+      free(h);
+      return cg_set_error(CG_EINVAL, "cg_graph_run: %s is fed twice",
+                          cg__feed_name(feeds[i].placeholder, name, sizeof name));
+    }
     slot fed_slot = {.t = h, .root = -1, .nbytes = (size_t)h->size * cg_dtype_size(h->dtype)};
     if ((p->feed_slot[i] = add_slot(b, feeds[i].placeholder->id, fed_slot)) < 0) {
       free(h);
@@ -498,8 +507,9 @@ static cg_status bind_fetches(builder *b, cg_tensor *const *fetches, int n)
     p->fetch_slot[i] = slot_index(b, fetches[i]->id); /* fed */
     if (p->fetch_slot[i] < 0) p->fetch_slot[i] = t->graph ? slot_index(b, t->id) : constant_slot(b, t);
     if (p->fetch_slot[i] < 0) return cg_set_error(CG_EINVAL, "cg_graph_run: fetch %d has no value", i);
-    int root = p->slots[p->fetch_slot[i]].root;
-    if (root >= 0) p->slots[root].last_use = SIZE_MAX;
+    slot *sl = &p->slots[p->fetch_slot[i]];
+    if (sl->root >= 0) p->slots[sl->root].last_use = SIZE_MAX;
+    sl->handed = sl->chunked && sl->root == p->fetch_slot[i]; /* a step's own output */
   }
   return CG_OK;
 }
@@ -559,12 +569,24 @@ bool cg__plan_matches(const cg_plan *p, const cg_feed *feeds, int n_feeds, cg_te
   return true;
 }
 
+/* The new tensors handed-out fetches are written into this run. */
+static cg_status give_fresh_outputs(cg_plan *p)
+{
+  for (int i = 0; i < p->n_fetches; i++) {
+    slot *sl = &p->slots[p->fetch_slot[i]];
+    if (!sl->handed || sl->fresh) continue;
+    if (!(sl->fresh = cg__tensor_new(sl->t->dtype, sl->t->ndim, sl->t->shape))) return cg_last_status();
+    sl->t->data = sl->fresh->data;
+  }
+  return CG_OK;
+}
+
 cg_status cg__plan_execute(cg_plan *p, const cg_feed *feeds, int n_feeds, cg_tensor **out)
 {
   for (int i = 0; i < n_feeds; i++) p->slots[p->feed_slot[i]].t->data = feeds[i].value->data;
-  cg_status st = CG_OK;
+  cg_status st = give_fresh_outputs(p);
   bool check = cg_check_numerics_enabled(); /* read once per run */
-  for (size_t k = 0; k < p->n_steps; k++) { /* one kernel call each */
+  for (size_t k = 0; k < p->n_steps && st == CG_OK; k++) { /* one kernel call each */
     step *s = &p->steps[k];
     if (s->any_alias)
       for (int o = 0; o < s->node.n_out; o++)
@@ -581,9 +603,14 @@ cg_status cg__plan_execute(cg_plan *p, const cg_feed *feeds, int n_feeds, cg_ten
   }
   for (int i = 0; i < p->n_fetches; i++) out[i] = NULL;
   for (int i = 0; i < p->n_fetches && st == CG_OK; i++) {
-    const slot *sl = &p->slots[p->fetch_slot[i]];
+    slot *sl = &p->slots[p->fetch_slot[i]];
     if (sl->constant) {
       out[i] = cg_retain(sl->t);
+      continue;
+    }
+    if (sl->fresh) { /* (a second fetch of it is a copy) */
+      out[i] = sl->fresh;
+      sl->fresh = NULL;
       continue;
     }
     out[i] = cg__tensor_new(sl->t->dtype, sl->t->ndim, sl->t->shape);
@@ -592,6 +619,9 @@ cg_status cg__plan_execute(cg_plan *p, const cg_feed *feeds, int n_feeds, cg_ten
   }
   if (st != CG_OK)
     for (int i = 0; i < p->n_fetches; i++) {
+      slot *sl = &p->slots[p->fetch_slot[i]];
+      cg_release(sl->fresh);
+      sl->fresh = NULL;
       cg_release(out[i]);
       out[i] = NULL;
     }

@@ -19,5 +19,7 @@ const cg_graph_stats *cg__plan_stats(const cg_plan *p);
 cg_plan *cg__plan_next(cg_plan *p);
 void cg__plan_set_next(cg_plan *p, cg_plan *next);
 void cg__plan_free(cg_plan *p);
+/* What a message calls a fed tensor: "placeholder 'x'", or "output 0 of Tanh" (in buf). */
+const char *cg__feed_name(const cg_tensor *p, char *buf, size_t n);
 
 #endif
