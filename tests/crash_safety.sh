@@ -4,6 +4,7 @@
 # left. After every kill the checkpoint on disk must load whole, hold one step throughout
 # (variables, optimizer slots, step count, metadata) and that step must be the one the saver
 # last reported or the next (the save it was in when killed): never a broken or mixed file.
+# The temporary file a kill leaves mid-save is removed by the next save that succeeds.
 # CRASH_RUNS and CRASH_SEED override the number of runs and the random seed.
 set -eu
 saver="$1/crash_saver"
@@ -17,6 +18,8 @@ echo "crash_safety: $runs runs, seed $seed"
 
 last=0      # the step known to be on disk
 mid_save=0  # kills that left a half-written temporary file behind
+stale=()    # those files, which the next save must remove
+removed=0   # how many a later save did remove
 for ((run = 1; run <= runs; run++)); do
   "$saver" save "$ckpt" >"$dir/log" 2>"$dir/err" &
   pid=$!
@@ -27,11 +30,18 @@ for ((run = 1; run <= runs; run++)); do
     echo "run $run: the saver failed before it was killed:"; cat "$dir/err"; exit 1
   fi
   reported=$(tail -n 1 "$dir/log")
+  if [ -n "$reported" ]; then # this run finished a save: earlier kills' files are gone
+    for f in "${stale[@]}"; do
+      if [ -e "$f" ]; then echo "run $run: a save left $f, which a killed save made"; exit 1; fi
+      removed=$((removed + 1))
+    done
+    stale=()
+  fi
   reported=${reported:-$last} # killed before this run finished a save
   temps=("$ckpt".tmp.*)
-  if [ -e "${temps[0]}" ]; then # the library leaves the killed save's temporary file
+  if [ -e "${temps[0]}" ]; then # the killed save's temporary file (and older ones, unsaved)
     mid_save=$((mid_save + 1))
-    rm -f "${temps[@]}"
+    stale=("${temps[@]}")
   fi
   if [ ! -e "$ckpt" ]; then
     [ "$last" -eq 0 ] && [ "$reported" -eq 0 ] && continue # killed before the first save
@@ -49,7 +59,7 @@ for ((run = 1; run <= runs; run++)); do
   last=$got
 done
 [ "$last" -gt 0 ] || { echo "no checkpoint was ever saved"; exit 1; }
-echo "crash_safety: $runs kills, $mid_save in the middle of a save, final step $last"
+echo "crash_safety: $runs kills, $mid_save in the middle of a save ($removed of their files removed by a later save), final step $last"
 
 # the check is not vacuous: a cut or corrupted file is refused
 head -c $(($(stat -c %s "$ckpt") / 2)) "$ckpt" >"$dir/cut.safetensors"

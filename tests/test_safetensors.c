@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* ======================================================================================
@@ -151,6 +152,35 @@ static void saving_twice_replaces_the_file(void **state)
   cg_safetensors *f = cg_safetensors_load(path);
   assert_tensor(cg_safetensors_get(f, "x"), CG_F64, 0, NULL, ((double[]){2}), 0);
   cg_safetensors_free(f);
+  assert_int_equal(count_temp_files(), 0);
+}
+
+/* What a save killed midway left (a temporary file named for a process that is gone) the
+   next save of the same file removes; a live process's, another file's, or a name that is
+   not a temporary's, it leaves. */
+static void a_save_removes_what_killed_saves_left(void **state)
+{
+  pid_t child = fork();
+  if (child == 0) _exit(0);
+  assert_true(child > 0);
+  waitpid(child, NULL, 0); /* its pid is now no process's */
+  const char *path = path_in("resaved.safetensors");
+  char dead[300], live[300], other[300], odd[300];
+  snprintf(dead, sizeof dead, "%s.tmp.%ld.3", path, (long)child);
+  snprintf(live, sizeof live, "%s.tmp.%ld.3", path, (long)getppid());
+  snprintf(other, sizeof other, "%s.tmp.%ld.3", path_in("other.safetensors"), (long)child);
+  snprintf(odd, sizeof odd, "%s.tmp.%ld.x3", path, (long)child);
+  const char *left[4] = {dead, live, other, odd};
+  for (int i = 0; i < 4; i++) write_file(left[i], "half", 4);
+  const char *name = "x";
+  cg_tensor *a = cg_scalar(CG_F64, 1);
+  assert_int_equal(cg_safetensors_save(path, &name, &a, 1, NULL, NULL, 0), CG_OK);
+  struct stat st;
+  assert_int_equal(stat(dead, &st), -1);
+  for (int i = 1; i < 4; i++) {
+    assert_int_equal(stat(left[i], &st), 0);
+    unlink(left[i]);
+  }
   assert_int_equal(count_temp_files(), 0);
 }
 
@@ -547,6 +577,7 @@ int main(void)
       cgt_test(round_trip_is_bit_exact_for_every_dtype),
       cgt_test(no_tensors_and_no_metadata),
       cgt_test(saving_twice_replaces_the_file),
+      cgt_test(a_save_removes_what_killed_saves_left),
       cgt_test(header_bytes_match_the_reference_writer),
       cgt_test(reads_a_file_as_pythons_safetensors_writes_it),
       cgt_test(reads_a_file_with_spaced_json_and_any_key_order),

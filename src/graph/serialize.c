@@ -3,9 +3,9 @@
  * re-bound by name (custom gradients, traced functions, variable reads) are refused before
  * anything is written; the file appears whole or not at all. Reading is serialize_read.c. */
 #include "serialize.h"
+#include "../io/atomic_file.h"
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 typedef struct {
   const cg_graph *g;
@@ -186,25 +186,12 @@ static void write_graph(FILE *f, const saver *s)
 
 static cg_status write_atomically(const saver *s, const char *path)
 {
-  static _Atomic unsigned counter;
-  size_t n = strlen(path) + 64;
-  char *tmp = malloc(n);
-  if (!tmp) return cg_set_error(CG_ENOMEM, "cg_graph_save: out of memory");
-  snprintf(tmp, n, "%s.tmp.%ld.%u", path, (long)getpid(), counter++);
-  FILE *f = fopen(tmp, "w");
-  cg_status st = CG_OK;
-  if (!f) {
-    st = cg_set_error(CG_EIO, "cg_graph_save: cannot create %s", tmp);
-  } else {
-    write_graph(f, s);
-    bool bad = ferror(f) || fflush(f) != 0 || fsync(fileno(f)) != 0;
-    if (fclose(f) != 0 || bad) st = cg_set_error(CG_EIO, "cg_graph_save: error writing %s", tmp);
-    else if (rename(tmp, path) != 0)
-      st = cg_set_error(CG_EIO, "cg_graph_save: cannot rename %s to %s", tmp, path);
-    if (st != CG_OK) remove(tmp);
-  }
-  free(tmp);
-  return st;
+  cg_atomic_file a;
+  cg_status st = cg__atomic_begin(&a, path, "cg_graph_save");
+  if (st != CG_OK) return st;
+  write_graph(a.f, s);
+  if (ferror(a.f)) st = cg__atomic_io_error(&a, "write", a.tmp);
+  return cg__atomic_end(&a, st);
 }
 
 cg_status cg_graph_save(const cg_graph *g, const char *path)

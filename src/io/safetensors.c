@@ -1,15 +1,11 @@
 /* safetensors.c - writing the safetensors format (Hugging Face's; PyTorch and HF tools open
- * it), atomically: the file is written under a temporary name in the same directory,
- * flushed, fsynced and renamed over the target, so a crash never leaves a half-written
- * checkpoint. The dtype names live here too; the reader is safetensors_read.c. */
+ * it), atomically (atomic_file.h), so a crash never leaves a half-written checkpoint. The
+ * dtype names live here too; the reader is safetensors_read.c. */
 #include "safetensors.h"
-#include <errno.h>
-#include <fcntl.h>
+#include "atomic_file.h"
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 /* ======================================================================================
  * dtype names; rank orders them as the reference writer does (by alignment, descending)
@@ -157,81 +153,27 @@ static char *header_text(const st_entry *e, int n, const char *const *meta_keys,
 }
 
 /* ======================================================================================
- * Atomic file writing
+ * The file's contents (written atomically: io/atomic_file.h)
  * ==================================================================================== */
 
-static cg_status io_error(const char *what, const char *path)
+static cg_status write_bytes(const cg_atomic_file *a, const void *p, size_t n)
 {
-  return cg_set_error(CG_EIO, "cg_safetensors_save: cannot %s '%s': %s", what, path,
-                      strerror(errno));
-}
-
-static cg_status write_bytes(FILE *f, const void *p, size_t n, const char *tmp)
-{
-  if (n && fwrite(p, 1, n, f) != n) return io_error("write", tmp);
+  if (n && fwrite(p, 1, n, a->f) != n) return cg__atomic_io_error(a, "write", a->tmp);
   return CG_OK;
 }
 
-static cg_status write_contents(FILE *f, const char *header, size_t header_len,
-                                const st_entry *e, int n, const char *tmp)
+static cg_status write_file(const char *path, const char *header, size_t header_len,
+                            const st_entry *e, int n)
 {
+  cg_atomic_file a;
+  cg_status st = cg__atomic_begin(&a, path, "cg_safetensors_save");
+  if (st != CG_OK) return st;
   unsigned char len_le[8];
   for (int i = 0; i < 8; i++) len_le[i] = (unsigned char)((uint64_t)header_len >> (8 * i));
-  cg_status st = write_bytes(f, len_le, 8, tmp);
-  if (st == CG_OK) st = write_bytes(f, header, header_len, tmp);
-  for (int i = 0; st == CG_OK && i < n; i++)
-    st = write_bytes(f, e[i].t->data, tensor_nbytes(e[i].t), tmp);
-  if (st == CG_OK && fflush(f) != 0) st = io_error("write", tmp);
-  if (st == CG_OK && fsync(fileno(f)) != 0) st = io_error("fsync", tmp);
-  return st;
-}
-
-/* Makes the rename durable. Best effort: some file systems refuse fsync on a directory,
- * and the new file is in place either way. */
-static void fsync_parent_dir(const char *path)
-{
-  const char *slash = strrchr(path, '/');
-  char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
-  int fd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-  if (fd >= 0) {
-    (void)fsync(fd);
-    close(fd);
-  }
-  free(dir);
-}
-
-/* "<path>.tmp.<pid>.<k>": unique per process and per call, so threads saving at once never
- * share a temporary file. */
-static char *temp_name(const char *path)
-{
-  static _Atomic unsigned long counter;
-  size_t n = strlen(path) + 64;
-  char *tmp = malloc(n);
-  if (tmp) snprintf(tmp, n, "%s.tmp.%ld.%lu", path, (long)getpid(), counter++);
-  return tmp;
-}
-
-static cg_status write_atomically(const char *path, const char *header, size_t header_len,
-                                  const st_entry *e, int n)
-{
-  char *tmp = temp_name(path);
-  if (!tmp) return cg_set_error(CG_ENOMEM, "cg_safetensors_save: out of memory");
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-  if (fd < 0) {
-    cg_status st = io_error("create", tmp);
-    free(tmp);
-    return st;
-  }
-  FILE *f = fdopen(fd, "wb");
-  cg_status st = f ? write_contents(f, header, header_len, e, n, tmp) : io_error("open", tmp);
-  if (f ? fclose(f) != 0 : close(fd) != 0) {
-    if (st == CG_OK) st = io_error("close", tmp);
-  }
-  if (st == CG_OK && rename(tmp, path) != 0) st = io_error("rename the new file over", path);
-  if (st != CG_OK) unlink(tmp); /* the old file, if any, is untouched */
-  else fsync_parent_dir(path);
-  free(tmp);
-  return st;
+  st = write_bytes(&a, len_le, 8);
+  if (st == CG_OK) st = write_bytes(&a, header, header_len);
+  for (int i = 0; st == CG_OK && i < n; i++) st = write_bytes(&a, e[i].t->data, tensor_nbytes(e[i].t));
+  return cg__atomic_end(&a, st);
 }
 
 /* ======================================================================================
@@ -280,7 +222,7 @@ cg_status cg_safetensors_save(const char *path, const char *const *names,
   qsort(e, (size_t)n, sizeof *e, entry_order);
   size_t header_len = 0;
   char *header = header_text(e, n, meta_keys, meta_values, n_meta, &header_len);
-  st = header ? write_atomically(path, header, header_len, e, n) : cg_last_status();
+  st = header ? write_file(path, header, header_len, e, n) : cg_last_status();
   free(header);
   free(e);
   return st;
