@@ -109,6 +109,31 @@ static void every_way_gives_the_same_bits(void **state)
     }
 }
 
+/* sum(tanh x + exp x) + sum_i sum(tanh x * (i + 1)), i < 7: Add hands one dy to both of its
+   inputs, and tanh x's eighth part arrives while the Add's second input still reads it. */
+static cg_tensor *eight_parts(cg_tensor *x, int tape_open_for_the_gradient)
+{
+  cg_tape *tape = cg_tape_begin(0);
+  cg_tape_watch(tape, x);
+  cg_tensor *a = cg_tanh(x);
+  cg_tensor *loss = cg_sum(cg_add(a, cg_exp(x)), NULL, 0, 0);
+  for (int i = 0; i < 7; i++) loss = cg_add(loss, cg_sum(cg_mul(a, cg_scalar(CG_F64, i + 1.0)), NULL, 0, 0));
+  if (!tape_open_for_the_gradient) cg_tape_end(tape);
+  cg_tensor *g = NULL;
+  assert_int_equal(cg_tape_gradient(tape, loss, &x, 1, &g, NULL), CG_OK); /* open: parts wait */
+  if (tape_open_for_the_gradient) cg_tape_end(tape);
+  cg_tape_free(tape);
+  return g;
+}
+
+/* Waiting parts are summed once the node that made the last of them is done with it. */
+static void parts_are_summed_after_the_node(void **state)
+{
+  int64_t n = 4;
+  cg_tensor *x = cg_random_uniform(CG_F64, 1, &n, -1, 1, 1);
+  assert_same_bits(eight_parts(x, 0), eight_parts(x, 1));
+}
+
 /* --- parts the walk must not write ------------------------------------------------------------ */
 
 /* y = x (a view of it); the gradient is the tensor in user, whatever dy is. */
@@ -239,6 +264,7 @@ int main(void)
 {
   const struct CMUnitTest tests[] = {
       cgt_test(every_way_gives_the_same_bits),
+      cgt_test(parts_are_summed_after_the_node),
       cgt_test(parts_held_elsewhere_are_not_written),
       cgt_test(a_total_once_seen_is_not_written),
       cgt_test(one_part_twice),

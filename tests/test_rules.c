@@ -438,6 +438,25 @@ static void check_on_register_is_quiet_at_kinks(void **state)
   cg_set_check_gradients(0);
 }
 
+/* A traced function's call cannot run alone: its gradient (the graph's own) is not probed,
+   and the ops inside the trace's gradient graph ran in a plan, not through the dispatcher. */
+static void check_on_register_leaves_traced_functions_alone(void **state)
+{
+  cg_tensor *p[4], *y, *g[4];
+  cnn_parameters(p);
+  cg_function *f = cg_function_trace("small_cnn", small_cnn, NULL, p, 4, 1);
+  assert_non_null(f);
+  cg_set_check_gradients(1);
+  cg_tape *tape = cg_tape_begin(0);
+  for (int i = 0; i < 4; i++) cg_tape_watch(tape, p[i]);
+  assert_int_equal(cg_function_call(f, p, &y), CG_OK);
+  cg_tape_end(tape);
+  assert_int_equal(cg_tape_gradient(tape, y, p, 4, g, NULL), CG_OK);
+  cg_tape_free(tape);
+  cg_set_check_gradients(0);
+  cg_function_free(f);
+}
+
 static void check_on_register_passes_every_builtin_jvp_rule(void **state)
 {
   cg_tensor *p[4], *v[4], *y, *jv;
@@ -496,6 +515,7 @@ int main(void)
       cgt_test(check_on_register_covers_jvp_rules),
       cgt_test(jvp_check_where_the_op_refuses_the_probe),
       cgt_test(check_on_register_is_quiet_at_kinks),
+      cgt_test(check_on_register_leaves_traced_functions_alone),
       cgt_test(check_on_register_passes_every_builtin_jvp_rule),
       cgt_test(gradients_are_bitwise_reproducible),
   };

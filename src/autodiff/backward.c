@@ -200,20 +200,31 @@ static cg_status accumulate(entry *e, cg_tensor *g, bool in_place, entry *donor)
   e->parts[e->n_parts++] = own_reference(g, donor);
   e->total = NULL;
   e->flags &= ~OWN;
-  if (e->n_parts == MAX_WAITING_PARTS) { /* summed so far: waits as the first part */
-    cg_tensor *sum = cg_retain(cg_add_n(e->parts, e->n_parts));
-    if (!sum) return cg_last_status();
-    for (int i = 0; i < e->n_parts; i++) cg_release(e->parts[i]);
-    e->parts[0] = sum;
-    e->n_parts = 1;
-  }
   return CG_OK;
 }
 
-/* The total gradient of e (borrowed; NULL if none): waiting parts are summed with AddN. */
+/* Sums e's waiting parts into one that waits in their place, once MAX_WAITING_PARTS wait.
+   Called after a node's gradients are all accumulated: a part may be one of them, which
+   the node's later inputs still read until then (Add hands dy to both). */
+static cg_status sum_waiting_parts(entry *e)
+{
+  if (!e || e->n_parts < MAX_WAITING_PARTS) return CG_OK;
+  cg_tensor *sum = cg_retain(cg_add_n(e->parts, e->n_parts));
+  if (!sum) return cg_last_status();
+  for (int i = 0; i < e->n_parts; i++) cg_release(e->parts[i]);
+  e->parts[0] = sum;
+  e->n_parts = 1;
+  return CG_OK;
+}
+
+/* The total gradient of e (borrowed; NULL if none): waiting parts are summed with AddN (one
+   alone is the total). */
 static cg_tensor *entry_total(entry *e)
 {
-  if (e->n_parts) {
+  if (e->n_parts == 1) {
+    e->total = e->parts[0];
+    e->n_parts = 0;
+  } else if (e->n_parts) {
     cg_tensor *sum = cg_retain(cg_add_n(e->parts, e->n_parts));
     if (!sum) return NULL;
     for (int i = 0; i < e->n_parts; i++) cg_release(e->parts[i]);
@@ -502,6 +513,7 @@ static cg_status visit(walk *w, const cg_node *n)
     if ((st = conform(n, j, dx[j], &g)) == CG_OK)
       st = accumulate(in_entry[j], g, w->in_place, donor(n, out_entry, in_entry, j, g));
   }
+  for (int j = 0; j < n->n_in && st == CG_OK && !w->in_place; j++) st = sum_waiting_parts(in_entry[j]);
   if (scope > 0) cg__scope_close(scope);
   if (dx != small) free(dx);
   if (needs != needs_small) free(needs);

@@ -109,8 +109,10 @@ cg_grad_entry *cg__resolve_gradient(const char *op_type);
 
 /* Tape hooks used by the dispatcher and custom gradients. */
 bool cg__any_tape_recording(void);
-/* Whether an op run now would be recorded: some tape is recording and not walking itself. */
+/* Whether an op run now would be recorded: some tape is recording and not walking itself;
+   _inputs: and follows one of the n tensors in. */
 bool cg__tape_would_record(void);
+bool cg__tape_would_record_inputs(cg_tensor *const *in, int n);
 /* Records node (copied) on every recording tape that tracks one of its inputs. */
 cg_status cg__record(const cg_node *node);
 /* The same for the dispatcher, whose node's outputs are new: no other thread can see them. */

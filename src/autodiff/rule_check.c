@@ -118,7 +118,10 @@ static cg_status run_check(const cg_node *n, cg_grad_entry *e, bool wide, double
 
 cg_status cg__check_rule_once(const cg_node *n, cg_grad_entry *e)
 {
-  if (!check_enabled() || __atomic_exchange_n(&e->checked, 1, __ATOMIC_ACQ_REL)) return CG_OK;
+  /* an op that cannot run alone (a traced function's call, whose gradient is its graph's own
+     symbolic gradient) is not checked */
+  if (!check_enabled() || !n->def || !n->def->infer || !n->def->run) return CG_OK;
+  if (__atomic_exchange_n(&e->checked, 1, __ATOMIC_ACQ_REL)) return CG_OK;
   check_frame f;
   frame_begin(&f);
   cg_gradcheck_report r = {0};

@@ -190,6 +190,17 @@ bool cg__tape_would_record(void)
   return false;
 }
 
+bool cg__tape_would_record_inputs(cg_tensor *const *in, int n)
+{
+  const cg_thread_state *s = cg__tls();
+  for (int k = 0; k < s->n_tapes && s->paused == 0; k++) {
+    const cg_tape *t = s->tapes[k];
+    for (int i = 0; i < n && t->recording && !t->busy; i++)
+      if (cg__idset_has(&t->tracked, in[i]->id)) return true;
+  }
+  return false;
+}
+
 static bool tape_follows_an_input(const cg_tape *t, const cg_node *n)
 {
   if (!t->recording || t->busy) return false;

@@ -24,6 +24,7 @@ struct trace {
      function's intermediates; also what keeps a random op's draw the same for the gradient). */
   cg_tensor **saved;
   int n_saved;
+  bool *reads_y;        /* a backward trace: which forward outputs it reads (fed the recorded y) */
   bool backward_failed; /* at a recorded call: later calls do not try again */
   cg_grad_entry grad;
 };
@@ -45,6 +46,7 @@ static void trace_free(trace *t)
   for (int i = 0; i < t->ny; i++) cg_release(t->out[i]);
   for (int i = 0; i < t->n_saved; i++) cg_release(t->saved[i]);
   free(t->saved);
+  free(t->reads_y);
   if (t->owns_graph) cg_graph_free(t->graph);
   free(t->in);
   free(t->out);
@@ -132,32 +134,42 @@ static bool signature_matches(const trace *t, cg_tensor *const *x)
 
 static const cg_op_def function_op = {.name = "Function", .n_inputs = -1};
 
-/* Runs t on x into y (new tensors, NULL where t has no output); records one op on tapes,
-   with the tensors its gradient reads (t->backward->saved) after x as the op's inputs. */
 static trace *backward_of(trace *t);
 
-static cg_status trace_call(trace *t, cg_tensor *const *x, cg_tensor **y)
+/* Runs t on x (and the extra feeds) into y (new tensors, NULL where t has no output); records
+   one op on tapes, with the tensors its gradient keeps (t->backward->saved) after x as the
+   op's inputs. */
+static cg_status trace_call(trace *t, cg_tensor *const *x, const cg_feed *extra, int n_extra, cg_tensor **y)
 {
   bool recording = cg__any_tape_recording();
-  /* a recorded call builds the gradient now, to know what to keep (if it cannot be built, the
-     gradient will say why when it is asked for) */
-  if (recording && !t->backward && !t->backward_failed && !backward_of(t)) {
-    t->backward_failed = true;
-    cg_clear_error();
+  bool keep = recording && cg__tape_would_record_inputs(x, t->nx);
+  /* a recorded call builds the gradient now, to know what to keep; if it cannot, the gradient
+     will say why when it is asked for (the caller's error state is left as it was, and only
+     an error other than running out of memory stops later calls from trying again) */
+  if (keep && !t->backward && !t->backward_failed) {
+    cg_status before = cg_last_status();
+    char message[sizeof cg__tls()->message];
+    snprintf(message, sizeof message, "%s", cg_last_error());
+    if (!backward_of(t)) {
+      t->backward_failed = cg_last_status() != CG_ENOMEM;
+      if (before != CG_OK) cg_set_error(before, "%s", message);
+      else cg_clear_error();
+    }
   }
-  int n_saved = recording && t->backward ? t->backward->n_saved : 0;
+  int n_saved = keep && t->backward ? t->backward->n_saved : 0, n_feeds = t->nx + n_extra;
   size_t n_in = (size_t)t->nx + (size_t)n_saved, n_out = (size_t)t->ny + (size_t)n_saved;
-  cg_feed *feeds = cg__malloc((size_t)(t->nx ? t->nx : 1) * sizeof *feeds);
+  cg_feed *feeds = cg__malloc((size_t)(n_feeds ? n_feeds : 1) * sizeof *feeds);
   cg_tensor **fetch = cg__malloc(n_out * sizeof *fetch), **got = cg__malloc(n_out * sizeof *got);
   cg_tensor **in = cg__malloc((n_in ? n_in : 1) * sizeof *in);
   cg_status st = feeds && fetch && got && in ? CG_OK : CG_ENOMEM;
   int n_fetch = 0;
   for (int i = 0; i < t->nx && st == CG_OK; i++) feeds[i] = (cg_feed){t->in[i], in[i] = x[i]};
+  for (int i = 0; i < n_extra && st == CG_OK; i++) feeds[t->nx + i] = extra[i];
   for (int i = 0; i < t->ny && st == CG_OK; i++)
     if (t->out[i]) fetch[n_fetch++] = t->out[i];
   int n_y = n_fetch;
   for (int k = 0; k < n_saved && st == CG_OK; k++) fetch[n_fetch++] = t->backward->saved[k];
-  if (st == CG_OK && n_fetch) st = cg_graph_run(t->graph, feeds, t->nx, fetch, n_fetch, got);
+  if (st == CG_OK && n_fetch) st = cg_graph_run(t->graph, feeds, n_feeds, fetch, n_fetch, got);
   for (int i = 0, k = 0; i < t->ny; i++) y[i] = st == CG_OK && t->out[i] ? got[k++] : NULL;
   /* the saved values are taken back from the scope (last adopted first: each is on top) and
      released once the tapes hold their own references */
@@ -191,6 +203,7 @@ static cg_status trace_call(trace *t, cg_tensor *const *x, cg_tensor **y)
 
 typedef struct {
   trace *b;
+  const trace *fwd;
   const cg_graph *g;
   size_t first;      /* graph index of the first gradient node  */
   bool *seen;        /* per graph node                           */
@@ -221,6 +234,11 @@ static cg_status note(saver *v, cg_tensor *t)
   const cg_node *p = t && t->graph == v->g ? t->producer : NULL;
   if (!p) return CG_OK; /* a placeholder (fed anyway), or a constant */
   bool forward = p->graph_index < v->first;
+  for (int i = 0; forward && i < v->fwd->ny; i++)
+    if (t == v->fwd->out[i]) { /* the recorded call's output i: fed from there, not kept */
+      v->b->reads_y[i] = true;
+      return CG_OK;
+    }
   if (forward && ((p->def->flags & CG_OP_STATEFUL) ||
                   (size_t)t->size * cg_dtype_size(t->dtype) >= SAVE_MIN_BYTES))
     return save(v, t);
@@ -231,13 +249,15 @@ static cg_status note(saver *v, cg_tensor *t)
   return CG_OK;
 }
 
-/* b->saved, from b's outputs back through the gradient nodes (cg_gradients added them from
-   graph index `first` on) and the forward nodes run again. */
-static cg_status find_saved(trace *b, const cg_graph *g, size_t first)
+/* b->saved and b->reads_y, from b's outputs back through the gradient nodes (cg_gradients
+   added them from graph index `first` on) and the forward nodes run again. */
+static cg_status find_saved(trace *b, const trace *fwd, size_t first)
 {
-  saver v = {.b = b, .g = g, .first = first, .seen = cg__calloc(g->n_nodes + 1, sizeof *v.seen),
+  const cg_graph *g = fwd->graph;
+  saver v = {.b = b, .fwd = fwd, .g = g, .first = first, .seen = cg__calloc(g->n_nodes + 1, sizeof *v.seen),
              .stack = cg__malloc((g->n_nodes + 1) * sizeof *v.stack)};
-  cg_status st = v.seen && v.stack ? CG_OK : CG_ENOMEM;
+  b->reads_y = cg__calloc((size_t)fwd->ny + 1, sizeof *b->reads_y);
+  cg_status st = v.seen && v.stack && b->reads_y ? CG_OK : CG_ENOMEM;
   for (int i = 0; i < b->ny && st == CG_OK; i++) st = note(&v, b->out[i]);
   while (v.top && st == CG_OK) {
     const cg_node *n = g->nodes[v.stack[--v.top]];
@@ -272,7 +292,7 @@ static trace *backward_of(trace *t)
   for (int i = 0; i < t->nx && st == CG_OK; i++) cg_retain(b->out[i]);
   if (st != CG_OK)
     for (int i = 0; i < t->nx; i++) b->out[i] = NULL;
-  if (st == CG_OK && (st = find_saved(b, t->graph, first)) != CG_OK) cg_set_error(st, "%s: out of memory", name);
+  if (st == CG_OK && (st = find_saved(b, t, first)) != CG_OK) cg_set_error(st, "%s: out of memory", name);
   if (st == CG_OK || cg__tls()->graph == t->graph) cg_graph_exit(t->graph);
   cg_scope_end(scope);
   if (st != CG_OK) {
@@ -283,12 +303,26 @@ static trace *backward_of(trace *t)
   return b;
 }
 
-/* b run on x and dy with the forward's saved values fed (op's inputs after x): the gradient
-   nodes alone run. Unrecorded: a gradient recorded for a higher order must see how the
-   saved values depend on x, so it runs the whole trace instead. */
-static cg_status run_fed(const trace *t, const trace *b, const cg_node *op, cg_tensor *const *dy, cg_tensor **dx)
+/* The feeds of the values op's recorded call kept for b (its inputs after x) and of the
+   outputs b reads (op's own outputs); with only_stateful, just the kept values that stateful
+   nodes made (a variable's value as the forward read it). Returns how many. */
+static int kept_feeds(const trace *t, const trace *b, const cg_node *op, bool only_stateful, cg_feed *feeds)
 {
-  int n_feeds = t->nx + t->ny + b->n_saved;
+  int n = 0;
+  bool kept = b->n_saved && op->n_in == t->nx + b->n_saved;
+  for (int k = 0; kept && k < b->n_saved; k++)
+    if (!only_stateful || (b->saved[k]->producer->def->flags & CG_OP_STATEFUL))
+      feeds[n++] = (cg_feed){b->saved[k], op->in[t->nx + k]};
+  for (int i = 0; !only_stateful && i < t->ny; i++)
+    if (b->reads_y[i] && i < op->n_out) feeds[n++] = (cg_feed){t->out[i], op->out[i]};
+  return n;
+}
+
+/* b run on x and dy with the values op's call kept fed: the gradient nodes alone run. */
+static cg_status run_fed(const trace *t, const trace *b, const cg_node *op, cg_tensor *const *dy,
+                         cg_tensor **dx)
+{
+  int n_feeds = t->nx + t->ny + b->n_saved + t->ny;
   cg_feed *feeds = cg__malloc((size_t)n_feeds * sizeof *feeds);
   cg_tensor **fetch = cg__malloc((size_t)(t->nx ? t->nx : 1) * sizeof *fetch);
   cg_tensor **got = cg__malloc((size_t)(t->nx ? t->nx : 1) * sizeof *got);
@@ -296,8 +330,7 @@ static cg_status run_fed(const trace *t, const trace *b, const cg_node *op, cg_t
   int n_fetch = 0;
   for (int i = 0; i < t->nx + t->ny && st == CG_OK; i++)
     feeds[i] = (cg_feed){b->in[i], i < t->nx ? op->in[i] : dy[i - t->nx]};
-  for (int k = 0; k < b->n_saved && st == CG_OK; k++)
-    feeds[t->nx + t->ny + k] = (cg_feed){b->saved[k], op->in[t->nx + k]};
+  if (st == CG_OK) n_feeds = t->nx + t->ny + kept_feeds(t, b, op, false, feeds + t->nx + t->ny);
   for (int i = 0; i < t->nx && st == CG_OK; i++)
     if (b->out[i]) fetch[n_fetch++] = b->out[i];
   if (st == CG_OK && n_fetch) st = cg_graph_run(b->graph, feeds, n_feeds, fetch, n_fetch, got);
@@ -308,18 +341,26 @@ static cg_status run_fed(const trace *t, const trace *b, const cg_node *op, cg_t
   return st;
 }
 
+/* Unrecorded, the gradient runs fed what the call kept. Recorded (for a higher order), it
+   runs the whole backward trace, so that the tape sees how the kept values depend on x;
+   only stateful values are still fed, so that both give the same numbers. */
 static cg_status function_grad(const cg_node *op, cg_tensor *const *dy, cg_tensor **dx, void *user)
 {
   trace *t = user, *b = backward_of(t);
   if (!b) return cg_last_status();
-  if (b->n_saved && op->n_in == t->nx + b->n_saved && !cg__tape_would_record() && !cg__tls()->graph)
-    return run_fed(t, b, op, dy, dx);
+  if (!cg__tape_would_record() && !cg__tls()->graph) return run_fed(t, b, op, dy, dx);
   cg_tensor **in = cg__malloc((size_t)(t->nx + t->ny) * sizeof *in);
-  if (!in) return CG_ENOMEM;
+  cg_feed *extra = cg__malloc((size_t)(b->n_saved + 1) * sizeof *extra);
+  if (!in || !extra) {
+    free(in);
+    free(extra);
+    return CG_ENOMEM;
+  }
   for (int i = 0; i < t->nx; i++) in[i] = op->in[i];
   for (int i = 0; i < t->ny; i++) in[t->nx + i] = dy[i];
-  cg_status st = trace_call(b, in, dx);
+  cg_status st = trace_call(b, in, extra, kept_feeds(t, b, op, true, extra), dx);
   free(in);
+  free(extra);
   return st;
 }
 
@@ -372,14 +413,14 @@ cg_status cg_function_call(cg_function *f, cg_tensor *const *x, cg_tensor **y)
     return st == CG_OK || cg_last_status() != CG_OK ? st : cg_set_error(st, "%s: failed", f->name);
   }
   for (int k = 0; k < f->n_traces; k++)
-    if (signature_matches(f->traces[k], x)) return trace_call(f->traces[k], x, y);
+    if (signature_matches(f->traces[k], x)) return trace_call(f->traces[k], x, NULL, 0, y);
   trace **traces = cg__realloc(f->traces, (size_t)(f->n_traces + 1) * sizeof *traces);
   if (!traces) return CG_ENOMEM;
   f->traces = traces;
   trace *t = trace_new(f, x); /* a new signature: trace again */
   if (!t) return cg_last_status();
   f->traces[f->n_traces++] = t;
-  return trace_call(t, x, y);
+  return trace_call(t, x, NULL, 0, y);
 }
 
 int cg_function_num_traces(const cg_function *f) { return f ? f->n_traces : 0; }
