@@ -21,7 +21,8 @@ struct trace {
   /* A backward trace: the forward's tensors it reads (retained symbolic tensors). A recorded
      call of the forward fetches them too and records them after x as its node's inputs; an
      unrecorded gradient is fed them instead of running the forward again (as TF saves a
-     function's intermediates; also what keeps a random op's draw the same for the gradient). */
+     function's intermediates; also what gives the gradient a variable's value as the forward
+     read it). */
   cg_tensor **saved;
   int n_saved;
   bool *reads_y;        /* a backward trace: which forward outputs it reads (fed the recorded y) */
@@ -196,9 +197,9 @@ static cg_status trace_call(trace *t, cg_tensor *const *x, const cg_feed *extra,
 
 /* Which forward tensors the gradient is fed rather than computing them again: those of at
  * least SAVE_MIN_BYTES (a smaller one costs more to keep, fetch and feed, about 50 ns, than
- * its kernel costs to run again), and every output of a stateful node (a random draw or a
- * variable read) that the gradient reads or recomputes from, so the gradient sees the very
- * values the forward saw. */
+ * its kernel costs to run again), and every output of a stateful node (a variable read) that
+ * the gradient reads or recomputes from, so the gradient sees the very values the forward saw.
+ * The forward's outputs are fed from the recorded call's own. */
 #define SAVE_MIN_BYTES ((size_t)1024)
 
 typedef struct {

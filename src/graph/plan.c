@@ -138,7 +138,6 @@ static cg_tensor *resolve(builder *b, cg_tensor *t)
 
 /* --- choosing nodes ---------------------------------------------------------------------------- */
 
-
 /* The nodes the fetches need, back to the feeds (a fed tensor's producer runs only if
    something else needs it). */
 static cg_status mark_needed(builder *b, cg_tensor *const *fetches, int n)

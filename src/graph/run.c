@@ -29,7 +29,8 @@ const char *cg__feed_name(const cg_tensor *p, char *buf, size_t n)
 }
 
 /* A feed's key is a placeholder, or any other tensor of the graph (as in TF: its value is
-   given, and the nodes only it needed do not run). */
+   given, and the nodes only it needed do not run). A tensor fed twice is found when a plan
+   is built (the feeds of a cached plan differ). */
 static cg_status check_feed(const cg_graph *g, const cg_feed *f, int i)
 {
   char want[160], got[160], name_buf[160];
@@ -37,19 +38,18 @@ static cg_status check_feed(const cg_graph *g, const cg_feed *f, int i)
   if (!p || !v) return cg_set_error(CG_EINVAL, "cg_graph_run: feed %d has a NULL placeholder or value", i);
   if (p->graph != g)
     return cg_set_error(CG_EINVAL, "cg_graph_run: feed %d is not a tensor of this graph", i);
-  const char *name = cg__feed_name(p, name_buf, sizeof name_buf);
-  if (v->graph) return cg_set_error(CG_EINVAL, "cg_graph_run: the value fed to %s is symbolic", name);
   bool fits = v->ndim == p->ndim;
   for (int d = 0; fits && d < p->ndim; d++) fits = p->shape[d] < 0 || p->shape[d] == v->shape[d];
-  if (v->dtype != p->dtype || !fits) { /* (shapes are formatted only for the message) */
-    cg__fmt_shape(p->ndim, p->shape, want, sizeof want);
-    cg_shape_str(v, got, sizeof got);
-    if (v->dtype != p->dtype)
-      return cg_set_error(CG_EDTYPE, "cg_graph_run: %s is %s %s but was fed %s %s", name,
-                          cg_dtype_name(p->dtype), want, cg_dtype_name(v->dtype), got);
-    return cg_set_error(CG_ESHAPE, "cg_graph_run: %s has shape %s but was fed %s", name, want, got);
-  }
-  return CG_OK; /* (a tensor fed twice is found when a plan is built: a plan's feeds differ) */
+  if (!v->graph && v->dtype == p->dtype && fits) return CG_OK;
+  /* (names and shapes are formatted only for the message) */
+  const char *name = cg__feed_name(p, name_buf, sizeof name_buf);
+  if (v->graph) return cg_set_error(CG_EINVAL, "cg_graph_run: the value fed to %s is symbolic", name);
+  cg__fmt_shape(p->ndim, p->shape, want, sizeof want);
+  cg_shape_str(v, got, sizeof got);
+  if (v->dtype != p->dtype)
+    return cg_set_error(CG_EDTYPE, "cg_graph_run: %s is %s %s but was fed %s %s", name,
+                        cg_dtype_name(p->dtype), want, cg_dtype_name(v->dtype), got);
+  return cg_set_error(CG_ESHAPE, "cg_graph_run: %s has shape %s but was fed %s", name, want, got);
 }
 
 /* The cached plan for this run, moved to the front, or a new one. */
