@@ -148,9 +148,10 @@ static void table_free(table *t)
 /* --- accumulating ------------------------------------------------------------------------------
  * Unrecorded (no tape on this thread, no graph being built, no numeric checks), each part is
  * added into the total when it arrives: into the walk's own sum in place, once there is one
- * (a first part may be anyone's, so the second makes a new sum). Else the parts wait and one
- * AddN sums them when the total is first read, so that the sum is an op tapes and graphs
- * see. Either way the parts are added in arrival order with AddN's arithmetic: the same bits. */
+ * (a first part may be anyone's, so the second makes a new sum). Else the parts wait and
+ * AddN sums them (when the total is first read, or once MAX_WAITING_PARTS wait), so that the
+ * sum is an op tapes and graphs see. Either way the parts are added in arrival order with
+ * AddN's arithmetic: the same bits. */
 
 /* Parts waiting for one AddN are summed when this many have come: a long chain's parts are
    not all kept until the end (a traced loop's plan would hold every one of them at once).
