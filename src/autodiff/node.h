@@ -101,7 +101,16 @@ void cg__ensure_builtins(void);
 cg_status cg__register_builtin(const cg_op_def *def, cg_grad_fn grad);
 cg_grad_entry *cg__gradient_entry(const char *name); /* interned, created if missing */
 /* The entry's function and user pointer, read together (a registration may replace them). */
-void cg__gradient_snapshot(cg_grad_entry *e, cg_grad_fn *fn, void **user);
+static inline void cg__gradient_snapshot(cg_grad_entry *e, cg_grad_fn *fn, void **user)
+{
+  for (;;) { /* (inline: the reverse walk reads it per node) */
+    unsigned seq = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE);
+    *fn = __atomic_load_n(&e->fn, __ATOMIC_RELAXED);
+    *user = __atomic_load_n(&e->user, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    if (!(seq & 1) && __atomic_load_n(&e->seq, __ATOMIC_RELAXED) == seq) return;
+  }
+}
 /* Calls fn on every gradient entry (under the registry's read lock). */
 void cg__for_each_gradient(void (*fn)(cg_grad_entry *e, void *ctx), void *ctx);
 /* The gradient that applies to an op of type op_type recorded now (overrides first). */

@@ -169,17 +169,6 @@ static cg_status grad_add_locked(const char *name, cg_grad_fn fn, void *user, un
 
 /* Read on every gradient call: a sequence lock instead of the registry's (two atomic
    read-modify-writes, about 20 ns here); a replacement in between makes it read again. */
-void cg__gradient_snapshot(cg_grad_entry *e, cg_grad_fn *fn, void **user)
-{
-  for (;;) {
-    unsigned seq = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE);
-    *fn = __atomic_load_n(&e->fn, __ATOMIC_RELAXED);
-    *user = __atomic_load_n(&e->user, __ATOMIC_RELAXED);
-    __atomic_thread_fence(__ATOMIC_ACQUIRE);
-    if (!(seq & 1) && __atomic_load_n(&e->seq, __ATOMIC_RELAXED) == seq) return;
-  }
-}
-
 void cg__for_each_gradient(void (*fn)(cg_grad_entry *e, void *ctx), void *ctx)
 {
   cg__ensure_builtins();

@@ -8,17 +8,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int enabled = -1; /* -1: not yet read from the environment */
+int cg__rule_checks = -1; /* -1: not yet read from the environment */
 
-void cg_set_check_gradients(int on) { __atomic_store_n(&enabled, on != 0, __ATOMIC_RELAXED); }
+void cg_set_check_gradients(int on) { __atomic_store_n(&cg__rule_checks, on != 0, __ATOMIC_RELAXED); }
 
 static bool check_enabled(void)
 {
-  int e = __atomic_load_n(&enabled, __ATOMIC_RELAXED);
+  int e = __atomic_load_n(&cg__rule_checks, __ATOMIC_RELAXED);
   if (e < 0) {
     const char *v = getenv("CG_CHECK_GRADIENTS");
     e = v && *v && strcmp(v, "0") != 0;
-    __atomic_store_n(&enabled, e, __ATOMIC_RELAXED);
+    __atomic_store_n(&cg__rule_checks, e, __ATOMIC_RELAXED);
   }
   return e;
 }
@@ -116,7 +116,7 @@ static cg_status run_check(const cg_node *n, cg_grad_entry *e, bool wide, double
   return st;
 }
 
-cg_status cg__check_rule_once(const cg_node *n, cg_grad_entry *e)
+cg_status cg__check_rule_once_slow(const cg_node *n, cg_grad_entry *e)
 {
   /* an op that cannot run alone (a traced function's call, whose gradient is its graph's own
      symbolic gradient) is not checked */

@@ -25,8 +25,14 @@ static inline void cg__leave_gradient(const cg_node *saved_node, const bool *sav
   s->grad_node = saved_node;
   s->grad_needs = saved_needs;
 }
-/* Check on register: verifies e on its first run at n's inputs. */
-cg_status cg__check_rule_once(const cg_node *n, cg_grad_entry *e);
+/* Check on register: verifies e on its first run at n's inputs. Off (0), on (1), or not yet
+ * read from the environment (-1); inline, as the reverse walk asks for every node. */
+extern int cg__rule_checks;
+cg_status cg__check_rule_once_slow(const cg_node *n, cg_grad_entry *e);
+static inline cg_status cg__check_rule_once(const cg_node *n, cg_grad_entry *e)
+{
+  return __atomic_load_n(&cg__rule_checks, __ATOMIC_RELAXED) == 0 ? CG_OK : cg__check_rule_once_slow(n, e);
+}
 /* The same for the JVP rule registered for n's op type, on its first run: *checked is the
  * rule's registry flag (set here, cleared when the rule is replaced). */
 cg_status cg__check_jvp_once(const cg_node *n, int *checked);
