@@ -197,9 +197,10 @@ static cg_status trace_call(trace *t, cg_tensor *const *x, const cg_feed *extra,
 
 /* Which forward tensors the gradient is fed rather than computing them again: those of at
  * least SAVE_MIN_BYTES (a smaller one costs more to keep, fetch and feed, about 50 ns, than
- * its kernel costs to run again), and every output of a stateful node (a variable read) that
- * the gradient reads or recomputes from, so the gradient sees the very values the forward saw.
- * The forward's outputs are fed from the recorded call's own. */
+ * its kernel costs to run again) that are not views (free to make again), and every output
+ * of a stateful node (a variable read) that the gradient reads or recomputes from, so the
+ * gradient sees the very values the forward saw. The forward's outputs are fed from the
+ * recorded call's own. */
 #define SAVE_MIN_BYTES ((size_t)1024)
 
 typedef struct {
@@ -228,6 +229,21 @@ static cg_status save(saver *v, cg_tensor *t)
   return CG_OK;
 }
 
+/* Whether output o of n views one of n's inputs (Reshape, ExpandDims, Identity...): running
+   it again costs nothing, and keeping it would copy it (a fetched view is copied out). */
+static bool is_view(const cg_node *n, int o)
+{
+  if (!n->def->infer || o >= CG_MAX_OUTPUTS) return false;
+  cg_output_meta meta[CG_MAX_OUTPUTS];
+  for (int i = 0; i < CG_MAX_OUTPUTS; i++) meta[i].set = false;
+  cg_node probe = {.def = n->def, .type = n->type, .n_in = n->n_in, .in = n->in, .meta = meta,
+                   .attrs = n->attrs, .n_out = n->n_out};
+  cg_status before = cg_last_status();
+  bool view = n->def->infer(&probe) == CG_OK && meta[o].set && meta[o].alias_of >= 0;
+  if (before == CG_OK && cg_last_status() != CG_OK) cg_clear_error(); /* (ran once already) */
+  return view;
+}
+
 /* A tensor the gradient reads (t's producer is followed if it is a gradient node) or, when
    recomputing, one a recomputed forward node reads. */
 static cg_status note(saver *v, cg_tensor *t)
@@ -241,7 +257,7 @@ static cg_status note(saver *v, cg_tensor *t)
       return CG_OK;
     }
   if (forward && ((p->def->flags & CG_OP_STATEFUL) ||
-                  (size_t)t->size * cg_dtype_size(t->dtype) >= SAVE_MIN_BYTES))
+                  ((size_t)t->size * cg_dtype_size(t->dtype) >= SAVE_MIN_BYTES && !is_view(p, t->out_index))))
     return save(v, t);
   if (!v->seen[p->graph_index]) { /* a gradient node, or a small forward one run again */
     v->seen[p->graph_index] = true;
