@@ -253,16 +253,24 @@ static void session_errors(void **state)
   cg_graph_free(other);
 }
 
+/* A new graph with the given options, entered, with placeholder x: f64 [2]. */
+static cg_graph *entered_graph_with_x(unsigned options, cg_tensor **x)
+{
+  cg_graph *g = cg_graph_new();
+  cg_graph_set_options(g, options);
+  cg_graph_enter(g);
+  *x = cg_placeholder(CG_F64, 1, (int64_t[]){2}, "x");
+  return g;
+}
+
 static void cse_and_folding_keep_results(void **state)
 {
   double results[4][2];
   cg_graph_stats stats[4];
   for (unsigned opt = 0; opt < 4; opt++) {
-    cg_graph *g = cg_graph_new();
-    cg_graph_set_options(g, opt);
-    cg_graph_enter(g);
     int64_t s2[1] = {2};
-    cg_tensor *x = cg_placeholder(CG_F64, 1, s2, "x");
+    cg_tensor *x;
+    cg_graph *g = entered_graph_with_x(opt, &x);
     cg_tensor *c = cg_exp(cg_scalar(CG_F64, 1));               /* constant subgraph */
     cg_tensor *y = cg_add(cg_mul(cg_tanh(x), c), cg_mul(cg_tanh(x), c)); /* duplicated */
     cg_graph_exit(g);
@@ -286,11 +294,9 @@ static void cse_and_folding_keep_results(void **state)
 static void feeding_an_intermediate_tensor(void **state)
 {
   for (unsigned opt = 0; opt < 4; opt++) {
-    cg_graph *g = cg_graph_new();
-    cg_graph_set_options(g, opt);
-    cg_graph_enter(g);
     int64_t s2[1] = {2};
-    cg_tensor *x = cg_placeholder(CG_F64, 1, s2, "x");
+    cg_tensor *x;
+    cg_graph *g = entered_graph_with_x(opt, &x);
     cg_tensor *h = cg_tanh(x), *twin = cg_tanh(x), *c = cg_exp(cg_scalar(CG_F64, 0));
     cg_tensor *y = cg_add(cg_mul(h, h), x), *z = cg_add(cg_mul(h, c), twin);
     cg_graph_exit(g);

@@ -5,7 +5,6 @@
 #include "custom.h"
 #include "tape.h"
 #include "../graph/graph.h"
-#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -262,28 +261,14 @@ cg_status cg_infer_same_as_input(cg_node *n, int i)
 
 /* --- heap nodes (what tapes and graphs keep) ------------------------------------------------- */
 
-static size_t node_bytes(const cg_node *n)
-{
-  return sizeof *n + (size_t)n->n_in * sizeof(cg_tensor *) + (n->attrs ? sizeof(cg_attrs) : 0);
-}
-
 cg_node *cg__node_copy(const cg_node *n)
 {
-  cg_node *c = cg__alloc(node_bytes(n));
+  cg_node *c = cg__alloc(cg__node_bytes(n));
   if (!c) return NULL;
-  memcpy(c, n, offsetof(cg_node, out) + (size_t)n->n_out * sizeof n->out[0]);
-  memcpy(&c->declared, &n->declared, sizeof *n - offsetof(cg_node, declared));
-  c->refcount = 1;
-  c->meta = NULL;
-  c->in = (cg_tensor **)(c + 1);
-  for (int i = 0; i < n->n_in; i++) c->in[i] = cg_retain(n->in[i]);
+  cg__node_copy_at(c, n);
+  for (int i = 0; i < n->n_in; i++) cg_retain(n->in[i]);
   for (int i = 0; i < n->n_out; i++) cg_retain(n->out[i]);
   cg__custom_record_retain(c->custom);
-  if (n->attrs) {
-    cg_attrs *a = (cg_attrs *)(c->in + n->n_in);
-    memcpy(a, n->attrs, sizeof *a);
-    c->attrs = a;
-  }
   return c;
 }
 
@@ -293,5 +278,5 @@ void cg__node_release(cg_node *n)
   for (int i = 0; i < n->n_in; i++) cg_release(n->in[i]);
   for (int i = 0; i < n->n_out; i++) cg_release(n->out[i]);
   cg__custom_record_free(n->custom);
-  cg__free(n, node_bytes(n));
+  cg__free(n, cg__node_bytes(n));
 }

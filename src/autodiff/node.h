@@ -4,6 +4,8 @@
 #define CG_AUTODIFF_NODE_H
 
 #include "../core/internal.h"
+#include <stddef.h>
+#include <string.h>
 
 typedef struct cg_grad_entry {
   char *name;
@@ -128,6 +130,31 @@ cg_status cg__record(const cg_node *node);
 cg_status cg__record_new(const cg_node *node);
 /* A heap copy of a node (inputs, outputs retained; attrs copied), refcount 1. */
 cg_node *cg__node_copy(const cg_node *n);
+/* Bytes a copy of n takes (its inputs and attributes after it), and a copy of n made in mem
+ * without references to its tensors or custom record: what cg__node_copy and a tape's records
+ * (which hold their tensors themselves) start from. Inline: a tape records one per op. Outputs
+ * past n_out are neither copied nor read. */
+static inline size_t cg__node_bytes(const cg_node *n)
+{
+  return sizeof *n + (size_t)n->n_in * sizeof(cg_tensor *) + (n->attrs ? sizeof(cg_attrs) : 0);
+}
+static inline cg_node *cg__node_copy_at(void *mem, const cg_node *n)
+{
+  cg_node *c = mem;
+  memcpy(c, n, offsetof(cg_node, out));
+  for (int i = 0; i < n->n_out; i++) c->out[i] = n->out[i];
+  memcpy(&c->declared, &n->declared, sizeof *n - offsetof(cg_node, declared));
+  c->refcount = 1;
+  c->meta = NULL;
+  c->in = (cg_tensor **)(c + 1);
+  for (int i = 0; i < n->n_in; i++) c->in[i] = n->in[i];
+  if (n->attrs) {
+    cg_attrs *a = (cg_attrs *)(c->in + n->n_in);
+    memcpy(a, n->attrs, sizeof *a);
+    c->attrs = a;
+  }
+  return c;
+}
 void cg__node_release(cg_node *n);
 /* A trainable variable's value was read: auto-watch and collect for custom gradients. */
 cg_status cg__on_var_read(cg_var *v, cg_tensor *value);

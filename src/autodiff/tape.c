@@ -2,7 +2,6 @@
  * nodes the dispatcher hands over, pausing. The reverse walk lives in backward.c. */
 #include "tape.h"
 #include "custom.h"
-#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -190,22 +189,20 @@ bool cg__tape_would_record(void)
   return false;
 }
 
-bool cg__tape_would_record_inputs(cg_tensor *const *in, int n)
+/* Whether t records now and follows one of the n tensors in. */
+static bool tape_follows_any(const cg_tape *t, cg_tensor *const *in, int n)
 {
-  const cg_thread_state *s = cg__tls();
-  for (int k = 0; k < s->n_tapes && s->paused == 0; k++) {
-    const cg_tape *t = s->tapes[k];
-    for (int i = 0; i < n && t->recording && !t->busy; i++)
-      if (cg__idset_has(&t->tracked, in[i]->id)) return true;
-  }
+  if (!t->recording || t->busy) return false;
+  for (int i = 0; i < n; i++)
+    if (cg__idset_has(&t->tracked, in[i]->id)) return true;
   return false;
 }
 
-static bool tape_follows_an_input(const cg_tape *t, const cg_node *n)
+bool cg__tape_would_record_inputs(cg_tensor *const *in, int n)
 {
-  if (!t->recording || t->busy) return false;
-  for (int i = 0; i < n->n_in; i++)
-    if (cg__idset_has(&t->tracked, n->in[i]->id)) return true;
+  const cg_thread_state *s = cg__tls();
+  for (int k = 0; k < s->n_tapes && s->paused == 0; k++)
+    if (tape_follows_any(s->tapes[k], in, n)) return true;
   return false;
 }
 
@@ -241,32 +238,6 @@ static void *tape_alloc(cg_tape *t, size_t bytes)
   return p;
 }
 
-/* A record: a copy of n without references to its tensors (the tape holds them), in the
-   tape's memory, its inputs after it. Outputs past n_out are neither copied nor read. */
-static size_t record_bytes(const cg_node *n)
-{
-  return sizeof *n + (size_t)n->n_in * sizeof(cg_tensor *) + (n->attrs ? sizeof(cg_attrs) : 0);
-}
-
-static cg_node *copy_record(void *mem, const cg_node *n)
-{
-  cg_node *c = mem;
-  memcpy(c, n, offsetof(cg_node, out));
-  for (int i = 0; i < n->n_out; i++) c->out[i] = n->out[i];
-  memcpy(&c->declared, &n->declared, sizeof *n - offsetof(cg_node, declared));
-  c->refcount = 1;
-  c->meta = NULL;
-  c->in = (cg_tensor **)(c + 1);
-  for (int i = 0; i < n->n_in; i++) c->in[i] = n->in[i];
-  if (n->attrs) {
-    cg_attrs *a = (cg_attrs *)(c->in + n->n_in);
-    memcpy(a, n->attrs, sizeof *a);
-    c->attrs = a;
-  }
-  cg__custom_record_retain(c->custom); /* (the tape frees it with its records) */
-  return c;
-}
-
 static void tape_free_records(cg_tape *t)
 {
   for (size_t i = 0; i < t->n_nodes; i++)
@@ -298,9 +269,10 @@ static cg_status tape_append(cg_tape *t, const cg_node *n, bool fresh,
     if ((carries ? track(t, n->out[i]->id) : cg__idset_add(&t->seen, n->out[i]->id)) != CG_OK)
       return CG_ENOMEM;
   }
-  void *mem = tape_alloc(t, record_bytes(n));
+  void *mem = tape_alloc(t, cg__node_bytes(n)); /* its tensors: the tape holds them */
   if (!mem) return CG_ENOMEM;
-  cg_node *copy = copy_record(mem, n);
+  cg_node *copy = cg__node_copy_at(mem, n);
+  cg__custom_record_retain(copy->custom); /* (the tape frees it with its records) */
   copy->grad = grad;
   copy->grad_name = grad_name;
   t->nodes[t->n_nodes++] = copy;
@@ -316,7 +288,7 @@ static cg_status record(const cg_node *n, bool fresh)
   bool cut = false;
   for (int k = 0; k < s->n_tapes; k++) {
     cg_tape *t = s->tapes[k];
-    if (!tape_follows_an_input(t, n)) {
+    if (!tape_follows_any(t, n->in, n->n_in)) {
       cut |= t->seen.n > 0; /* maybe fed by an integer result: note it for explanations */
       continue;
     }

@@ -335,39 +335,17 @@ static int kept_feeds(const trace *t, const trace *b, const cg_node *op, bool on
   return n;
 }
 
-/* b run on x and dy with the values op's call kept fed: the gradient nodes alone run. */
-static cg_status run_fed(const trace *t, const trace *b, const cg_node *op, cg_tensor *const *dy,
-                         cg_tensor **dx)
-{
-  int n_feeds = t->nx + t->ny + b->n_saved + t->ny;
-  cg_feed *feeds = cg__malloc((size_t)n_feeds * sizeof *feeds);
-  cg_tensor **fetch = cg__malloc((size_t)(t->nx ? t->nx : 1) * sizeof *fetch);
-  cg_tensor **got = cg__malloc((size_t)(t->nx ? t->nx : 1) * sizeof *got);
-  cg_status st = feeds && fetch && got ? CG_OK : CG_ENOMEM;
-  int n_fetch = 0;
-  for (int i = 0; i < t->nx + t->ny && st == CG_OK; i++)
-    feeds[i] = (cg_feed){b->in[i], i < t->nx ? op->in[i] : dy[i - t->nx]};
-  if (st == CG_OK) n_feeds = t->nx + t->ny + kept_feeds(t, b, op, false, feeds + t->nx + t->ny);
-  for (int i = 0; i < t->nx && st == CG_OK; i++)
-    if (b->out[i]) fetch[n_fetch++] = b->out[i];
-  if (st == CG_OK && n_fetch) st = cg_graph_run(b->graph, feeds, n_feeds, fetch, n_fetch, got);
-  for (int i = 0, k = 0; i < t->nx; i++) dx[i] = st == CG_OK && b->out[i] ? got[k++] : NULL;
-  free(feeds);
-  free(fetch);
-  free(got);
-  return st;
-}
-
-/* Unrecorded, the gradient runs fed what the call kept. Recorded (for a higher order), it
-   runs the whole backward trace, so that the tape sees how the kept values depend on x;
-   only stateful values are still fed, so that both give the same numbers. */
+/* b run on x and dy. Unrecorded, it is fed what the call kept, and only the gradient nodes
+   run. Recorded (for a higher order), it runs the whole backward trace, so that the tape sees
+   how the kept values depend on x; only stateful values are still fed, so that both give the
+   same numbers. */
 static cg_status function_grad(const cg_node *op, cg_tensor *const *dy, cg_tensor **dx, void *user)
 {
   trace *t = user, *b = backward_of(t);
   if (!b) return cg_last_status();
-  if (!cg__tape_would_record() && !cg__tls()->graph) return run_fed(t, b, op, dy, dx);
+  bool recorded = cg__tape_would_record() || cg__tls()->graph;
   cg_tensor **in = cg__malloc((size_t)(t->nx + t->ny) * sizeof *in);
-  cg_feed *extra = cg__malloc((size_t)(b->n_saved + 1) * sizeof *extra);
+  cg_feed *extra = cg__malloc((size_t)(b->n_saved + t->ny + 1) * sizeof *extra);
   if (!in || !extra) {
     free(in);
     free(extra);
@@ -375,7 +353,7 @@ static cg_status function_grad(const cg_node *op, cg_tensor *const *dy, cg_tenso
   }
   for (int i = 0; i < t->nx; i++) in[i] = op->in[i];
   for (int i = 0; i < t->ny; i++) in[t->nx + i] = dy[i];
-  cg_status st = trace_call(b, in, extra, kept_feeds(t, b, op, true, extra), dx);
+  cg_status st = trace_call(b, in, extra, kept_feeds(t, b, op, recorded, extra), dx);
   free(in);
   free(extra);
   return st;
