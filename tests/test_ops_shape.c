@@ -283,6 +283,8 @@ static cg_tensor *second_half(cg_tensor *x)
   return cg_split(x, 2, 0, halves) == CG_OK ? halves[1] : NULL;
 }
 static cg_tensor *flatten(cg_tensor *x) { return cg_reshape(x, 1, (int64_t[]){-1}); }
+static cg_tensor *tile_1x2x1(cg_tensor *x) { return cg_tile(x, (int64_t[]){1, 2, 1}); }
+static cg_tensor *tile_0x1(cg_tensor *x) { return cg_tile(x, (int64_t[]){0, 1}); }
 
 static void test_gradients_known(void **state)
 {
@@ -304,6 +306,14 @@ static void test_gradients_known(void **state)
                                   cgt_f64(2, (int64_t[]){2, 4},
                                           (double[]){1, 2, 3, 4, 5, 6, 7, 8})),
                 CG_F64, 2, ((int64_t[]){1, 2}), ((double[]){16, 20}), 1e-12);
+  /* Tile with an empty result: nothing reaches x. [0,3,2^62] tiled x2 along axis 1 once
+   * made a view of 3 * 2^62 elements (a fuzz finding); multiples 0 zero a non-empty x. */
+  const int64_t wide[3] = {0, 3, INT64_C(1) << 62}, doubled[3] = {0, 6, INT64_C(1) << 62};
+  assert_tensor(weighted_gradient(tile_1x2x1, cg_zeros(CG_F64, 3, wide),
+                                  cg_zeros(CG_F64, 3, doubled)),
+                CG_F64, 3, wide, NULL, 0);
+  assert_tensor(weighted_gradient(tile_0x1, x23, cg_zeros(CG_F64, 2, (int64_t[]){0, 3})), CG_F64,
+                2, ((int64_t[]){2, 3}), ((double[]){0, 0, 0, 0, 0, 0}), 0);
   /* Transpose [2,3] -> [3,2] by w = [[1,2],[3,4],[5,6]]: dx = w transposed */
   assert_tensor(weighted_gradient(transpose_reversed, x23,
                                   cgt_f64(2, (int64_t[]){3, 2}, one_to_six)),

@@ -908,6 +908,11 @@ static cg_status tile_grad(const cg_node *op, cg_tensor *const *dy, cg_tensor **
   int64_t multiples[CG_ATTR_INTS_MAX], shape[CG_MAX_DIMS];
   cg_status s = tile_shape(op, multiples, shape);
   if (s != CG_OK) return s;
+  /* An empty y: nothing reached x, and the views below could overflow (shape [0, 3, 2^62]). */
+  if (product(shape, 0, x->ndim) == 0) {
+    dx[0] = cg_zeros_like(cg_node_input(op, 0));
+    return cg_status_of(dx[0]);
+  }
   cg_tensor *g = dy[0];
   for (int k = 0; k < x->ndim; k++) {
     if (multiples[k] == 1) continue;
