@@ -119,8 +119,9 @@ static void add_n_of_many_parts(void **state)
   }
 }
 
-/* BroadcastLike (what the backward of Sum and Mean materialises): fills and row copies. */
-static void broadcast_like_copies_and_fills(void **state)
+/* BroadcastTo and BroadcastLike (what the backward of Sum and Mean materialises), one
+ * kernel: fills and row copies, for 1-, 4- and 8-byte elements. */
+static void broadcast_copies_and_fills(void **state)
 {
   const int64_t cases[][2][4] = {{{1, 300}, {1001, 300}}, {{1001, 1}, {1001, 300}},
                                  {{3, 1, 5}, {2, 3, 4, 5}}, {{1}, {784, 256}}};
@@ -128,10 +129,22 @@ static void broadcast_like_copies_and_fills(void **state)
   for (int c = 0; c < 4; c++) {
     cg_tensor *x = cg_random_uniform(CG_F32, ranks[c][0], cases[c][0], -1, 1, 30 + (uint64_t)c);
     cg_tensor *like = cg_zeros(CG_F32, ranks[c][1], cases[c][1]);
-    cg_tensor *fast = cg_broadcast_like(x, like);
     cg_tensor *want = cg_add(x, like); /* the binary ops' broadcast, element by element */
-    assert_non_null(fast);
-    assert_memory_equal(cg_tensor_data(fast), cg_tensor_data(want), (size_t)cg_tensor_size(want) * 4);
+    cg_tensor *fast[2] = {cg_broadcast_like(x, like), cg_broadcast_to(x, ranks[c][1], cases[c][1])};
+    for (int k = 0; k < 2; k++) {
+      assert_non_null(fast[k]);
+      assert_memory_equal(cg_tensor_data(fast[k]), cg_tensor_data(want),
+                          (size_t)cg_tensor_size(want) * 4);
+    }
+    for (int k = 0; k < 2; k++) { /* other widths: bool and f64 */
+      cg_dtype d = k ? CG_F64 : CG_BOOL;
+      cg_tensor *xd = cg_cast(cg_greater(x, cg_scalar(CG_F32, 0)), d);
+      cg_tensor *got = cg_broadcast_to(xd, ranks[c][1], cases[c][1]);
+      cg_tensor *expect = cg_cast(cg_greater(want, cg_scalar(CG_F32, 0)), d);
+      assert_non_null(got);
+      assert_memory_equal(cg_tensor_data(got), cg_tensor_data(expect),
+                          (size_t)cg_tensor_size(expect) * cg_dtype_size(d));
+    }
   }
 }
 
@@ -319,7 +332,7 @@ int main(void)
       cgt_test(tanh_and_relu_ops_on_large_tensors),
       cgt_test(binary_ops_split_over_threads),
       cgt_test(add_n_of_many_parts),
-      cgt_test(broadcast_like_copies_and_fills),
+      cgt_test(broadcast_copies_and_fills),
       cgt_test(column_sums_match_double_sums),
       cgt_test(row_sums_match_double_sums),
       cgt_test(max_pool_fast_path_matches_general),

@@ -319,6 +319,29 @@ static void feeding_an_intermediate_tensor(void **state)
   }
 }
 
+/* The gradient of sum(a * b) with respect to a is b: a run needs neither a nor the target,
+ * whose shape alone the gradient reads (the default seed and Sum's gradient use the known
+ * shape, not the tensor). So an HVP's plan skips the product of g it never reads. */
+static void gradient_runs_without_the_target_value(void **state)
+{
+  int64_t s23[2] = {2, 3};
+  cg_graph *g = cg_graph_new();
+  cg_graph_enter(g);
+  cg_tensor *a = cg_placeholder(CG_F64, 2, s23, "a"), *b = cg_placeholder(CG_F64, 2, s23, "b");
+  cg_tensor *target = cg_sum(cg_mul(a, b), NULL, 0, 0), *da;
+  cg_graph_exit(g);
+  assert_int_equal(cg_gradients(&target, 1, &a, 1, NULL, &da, NULL), CG_OK);
+  const double bv[6] = {1, -2, 3, 0.5, 7, -8};
+  cg_feed feed = {b, cgt_f64(2, s23, bv)};
+  cg_tensor *out;
+  assert_int_equal(cg_graph_run(g, &feed, 1, &da, 1, &out), CG_OK);
+  assert_tensor(out, CG_F64, 2, s23, bv, 0);
+  cg_graph_stats st;
+  cg_graph_get_stats(g, &st);
+  assert_true(st.nodes_run <= 3); /* the seed's Reshape and broadcast, and dy * b: no a * b, no Sum */
+  cg_graph_free(g);
+}
+
 /* An MLP training step in a graph: the plan frees intermediates after their last reader. */
 static void memory_plan_on_an_mlp_step(void **state)
 {
@@ -579,6 +602,7 @@ int main(void)
       cgt_test(session_errors),
       cgt_test(cse_and_folding_keep_results),
       cgt_test(feeding_an_intermediate_tensor),
+      cgt_test(gradient_runs_without_the_target_value),
       cgt_test(memory_plan_on_an_mlp_step),
       cgt_test(variables_are_read_at_run_time),
       cgt_test(traced_function_matches_eager),

@@ -257,7 +257,7 @@ cg_tensor *cg__sum_to_shape(cg_tensor *g, cg_tensor *like)
     if (d < lead || (like->shape[d - lead] == 1 && g->shape[d] != 1)) axes[n++] = d;
   cg_tensor *s = n ? cg_sum(g, axes, n, 0) : g;
   if (s && cg__shape_equal(s->ndim, s->shape, like->ndim, like->shape)) return s;
-  return cg_reshape_like(s, like); /* (the shape may only be known when the graph runs) */
+  return cg__reshape_as(s, like); /* (the shape may only be known when the graph runs) */
 }
 
 /* --- the walk --------------------------------------------------------------------------------- */
@@ -538,6 +538,15 @@ static void prefetch_inputs(const cg_node *n)
   }
 }
 
+/* The default seed: a constant when the target's shape is known, so that a graph's plan need
+   not compute the target, whose value no gradient reads (an HVP's <g, v>); OnesLike when a
+   dim is known only at run time. */
+static cg_tensor *ones_seed(cg_tensor *target)
+{
+  return cg__shape_known(target) ? cg_ones(target->dtype, target->ndim, target->shape)
+                                 : cg_ones_like(target);
+}
+
 static cg_status check_args(const char *fn, cg_tensor *target, cg_tensor *const *sources, int n,
                             cg_tensor **out, const cg_grad_opts *opts)
 {
@@ -584,7 +593,7 @@ cg_status cg__backward(const cg_backward_args *a, cg_tensor **out)
     cg_tensor *target = a->targets[t];
     entry *e = cg_dtype_is_float(target->dtype) ? table_find_tensor(&w.tab, target) : NULL;
     if (!is_reached(e)) continue;
-    cg_tensor *seed = a->seeds && a->seeds[t] ? a->seeds[t] : cg_ones_like(target);
+    cg_tensor *seed = a->seeds && a->seeds[t] ? a->seeds[t] : ones_seed(target);
     st = seed ? accumulate(e, seed, w.in_place, NULL) : cg_last_status();
     any_target = true;
   }

@@ -178,7 +178,7 @@ static cg_status conform(const cg_node *n, int o, cg_tensor *t, cg_tensor **out)
     if (!broadcasts_to(t, y))
       return cg_set_error(CG_EUSER, "%s: the tangent for output %d has shape %s, expected %s (the output's)",
                           n->type, o, cg_shape_str(t, ts, sizeof ts), cg_shape_str(y, ys, sizeof ys));
-    if (!(t = cg_broadcast_like(t, (cg_tensor *)y))) return cg_last_status();
+    if (!(t = cg__broadcast_as(t, (cg_tensor *)y))) return cg_last_status();
   }
   *out = t;
   return CG_OK;

@@ -177,5 +177,17 @@ cg_tensor *cg__sum_to_shape(cg_tensor *g, cg_tensor *like);
 /* The op SumLike (src/ops/shape_like.c): the same reduction decided when the op runs, for
  * graphs whose dims are unknown (-1) until then. */
 cg_tensor *cg__sum_like(cg_tensor *x, cg_tensor *like);
+/* x broadcast to / viewed as like's shape, for gradients: BroadcastTo / Reshape when that
+ * shape is known (always, eagerly), so that a graph's plan need not compute like, of which
+ * only the shape is read; BroadcastLike / ReshapeLike when a dim is known only at run time
+ * (src/ops/shape_like.c). */
+cg_tensor *cg__broadcast_as(cg_tensor *x, cg_tensor *like);
+static inline bool cg__shape_known(const cg_tensor *t) /* no dim is -1 (always, eagerly) */
+{
+  for (int d = 0; t && d < t->ndim; d++)
+    if (t->shape[d] < 0) return false;
+  return t != NULL;
+}
+cg_tensor *cg__reshape_as(cg_tensor *x, cg_tensor *like);
 
 #endif

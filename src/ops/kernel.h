@@ -13,6 +13,9 @@
 #define CG_I64P(t) ((int64_t *)(t)->data)
 #define CG_BOOLP(t) ((uint8_t *)(t)->data)
 
+/* y = x broadcast to y's shape (the kernel of BroadcastTo and BroadcastLike, shape_like.c). */
+void cg__broadcast_rows(const cg_tensor *x, cg_tensor *y);
+
 /* NumPy broadcasting of two shapes; CG_ESHAPE naming op and both shapes if they do not fit. */
 cg_status cg__broadcast_shapes(const char *op, int na, const int64_t *a, int nb,
                                const int64_t *b, int *nout, int64_t *out);

@@ -484,7 +484,7 @@ static cg_tensor *as_keepdims(const cg_node *op, cg_tensor *t)
 static cg_tensor *spread_back(const cg_node *op, cg_tensor *dy)
 {
   cg_tensor *x = cg_node_input(op, 0);
-  return cg_broadcast_like(as_keepdims(op, dy), x);
+  return cg__broadcast_as(as_keepdims(op, dy), x);
 }
 
 static cg_tensor *apply_reduce(const cg_op_def *def, cg_tensor *x, const int *axes, int n_axes,

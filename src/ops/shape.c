@@ -205,10 +205,10 @@ static void copy_block(void *dst, int64_t dst_row, const void *src, int64_t src_
 /* Views need no kernel: the dispatcher points the output at the input's buffer. */
 static cg_status view_run(cg_node *n) { return CG_OK; }
 
-/* Reshape, ExpandDims, Squeeze: dx = reshape_like(dy, x) */
+/* Reshape, ExpandDims, Squeeze: dx = dy viewed as x */
 static cg_status view_grad(const cg_node *op, cg_tensor *const *dy, cg_tensor **dx, void *user)
 {
-  dx[0] = cg_reshape_like(dy[0], cg_node_input(op, 0));
+  dx[0] = cg__reshape_as(dy[0], cg_node_input(op, 0));
   return cg_status_of(dx[0]);
 }
 
@@ -978,19 +978,9 @@ static cg_status broadcast_to_infer(cg_node *n)
   return cg_node_set_output(n, 0, x->dtype, ndim, shape);
 }
 
-/* Missing leading axes and size-1 axes of x are read with stride 0. */
 static cg_status broadcast_to_run(cg_node *n)
 {
-  const cg_tensor *x = cg_node_input(n, 0);
-  cg_tensor *y = cg_node_output(n, 0);
-  int64_t x_stride[CG_MAX_DIMS];
-  int lead = y->ndim - x->ndim;
-  row_major_strides(x->ndim, x->shape, x_stride);
-  copy_plan p;
-  plan_init(&p, y->ndim, y->shape);
-  for (int d = 0; d < y->ndim; d++)
-    p.src_stride[d] = d < lead || x->shape[d - lead] == 1 ? 0 : x_stride[d - lead];
-  strided_copy(p, y->data, x->data, cg_dtype_size(x->dtype));
+  cg__broadcast_rows(cg_node_input(n, 0), cg_node_output(n, 0));
   return CG_OK;
 }
 

@@ -21,7 +21,7 @@ static cg_status reshape_like_run(cg_node *n) { return CG_OK; }
 
 static cg_status reshape_like_grad(const cg_node *op, cg_tensor *const *dy, cg_tensor **dx, void *user)
 {
-  dx[0] = cg_reshape_like(dy[0], cg_node_input(op, 0));
+  dx[0] = cg__reshape_as(dy[0], cg_node_input(op, 0));
   return cg_status_of(dx[0]);
 }
 
@@ -61,19 +61,18 @@ static void fill_copies(char *y, const char *v, size_t esz, int64_t n)
 
 /* Row by row (a row is y's last axis): x either moves along the row (a copy) or repeats
  * one element of it (a fill). */
-static cg_status broadcast_like_run(cg_node *n)
+void cg__broadcast_rows(const cg_tensor *x, cg_tensor *y)
 {
-  cg_tensor *x = cg_node_input(n, 0), *y = cg_node_output(n, 0);
   size_t esz = cg_dtype_size(x->dtype);
-  if (y->size == 0) return CG_OK;
+  if (y->size == 0) return;
   if (x->size == 1) {
     fill_copies(y->data, x->data, esz, y->size);
-    return CG_OK;
+    return;
   }
   int last = y->ndim - 1;
   int64_t len = y->shape[last];
   cg_bcast_iter it;
-  cg__bcast_iter_init(&it, y->ndim, y->shape, 1, &x);
+  cg__bcast_iter_init(&it, y->ndim, y->shape, 1, (cg_tensor *const *)&x);
   bool moves = it.strides[0][last] != 0;
   it.ndim = last; /* the iterator steps over rows */
   char *dst = y->data;
@@ -82,6 +81,11 @@ static cg_status broadcast_like_run(cg_node *n)
     if (moves) memcpy(dst, src + (size_t)it.off[0] * esz, (size_t)len * esz);
     else fill_copies(dst, src + (size_t)it.off[0] * esz, esz, len);
   }
+}
+
+static cg_status broadcast_like_run(cg_node *n)
+{
+  cg__broadcast_rows(cg_node_input(n, 0), cg_node_output(n, 0));
   return CG_OK;
 }
 
@@ -97,6 +101,16 @@ static const cg_op_def broadcast_like_def = {"BroadcastLike", 2, broadcast_like_
 cg_tensor *cg_broadcast_like(cg_tensor *x, cg_tensor *like)
 {
   return cg_apply2(&broadcast_like_def, x, like, NULL);
+}
+
+cg_tensor *cg__broadcast_as(cg_tensor *x, cg_tensor *like)
+{
+  return cg__shape_known(like) ? cg_broadcast_to(x, like->ndim, like->shape) : cg_broadcast_like(x, like);
+}
+
+cg_tensor *cg__reshape_as(cg_tensor *x, cg_tensor *like)
+{
+  return cg__shape_known(like) ? cg_reshape(x, like->ndim, like->shape) : cg_reshape_like(x, like);
 }
 
 /* ======================================================================================
