@@ -338,8 +338,60 @@ static void gradient_runs_without_the_target_value(void **state)
   assert_tensor(out, CG_F64, 2, s23, bv, 0);
   cg_graph_stats st;
   cg_graph_get_stats(g, &st);
-  assert_true(st.nodes_run <= 3); /* the seed's Reshape and broadcast, and dy * b: no a * b, no Sum */
+  /* the seed's broadcast, Sum's gradient (a Reshape and a broadcast) and dy * b: no a * b,
+     no Sum */
+  assert_int_equal(st.nodes_run, 4);
   cg_graph_free(g);
+}
+
+/* A dim that looks known but came from trial sizes (8x8 pooling with stride 8 maps both 257
+ * and 263 to 32) is not trusted: the seed and Sum's gradient take the shape when they run. */
+static void gradient_of_a_shape_inferred_from_trials(void **state)
+{
+  cg_graph *g = cg_graph_new();
+  cg_graph_enter(g);
+  cg_tensor *x = cg_placeholder(CG_F64, 4, (int64_t[]){1, -1, -1, 1}, "x");
+  cg_tensor *y = cg_max_pool2d(x, (int[]){8, 8}, (int[]){8, 8}, CG_PAD_VALID);
+  cg_tensor *s = cg_sum(y, NULL, 0, 0), *dx[2];
+  cg_graph_exit(g);
+  assert_int_equal(cg_tensor_shape(y)[1], 32); /* (what the trials gave) */
+  assert_int_equal(cg_gradients(&y, 1, &x, 1, NULL, &dx[0], NULL), CG_OK);
+  assert_int_equal(cg_gradients(&s, 1, &x, 1, NULL, &dx[1], NULL), CG_OK);
+  int64_t shape[4] = {1, 64, 64, 1};
+  cg_feed feed = {x, cg_random_uniform(CG_F64, 4, shape, -1, 1, 3)};
+  cg_tensor *out[2];
+  assert_int_equal(cg_graph_run(g, &feed, 1, dx, 2, out), CG_OK);
+  for (int k = 0; k < 2; k++) { /* a 1 at each of the 64 windows' maxima */
+    assert_int_equal(cg_tensor_ndim(out[k]), 4);
+    assert_memory_equal(cg_tensor_shape(out[k]), shape, sizeof shape);
+    assert_true(cg_item(cg_sum(out[k], NULL, 0, 0)) == 64);
+  }
+  cg_graph_free(g);
+}
+
+/* What a run hands out is the caller's, even a gradient that is the seed itself or a folded
+ * constant: writing into one run's result leaves the next run's alone. */
+static void fetched_gradients_are_fresh(void **state)
+{
+  for (unsigned opt = 0; opt < 4; opt++) {
+    cg_tensor *x;
+    cg_graph *g = entered_graph_with_x(opt, &x);
+    cg_tensor *y = cg_mul(x, cg_scalar(CG_F64, 2)), *fetch[3];
+    fetch[2] = cg_neg(cg_scalar(CG_F64, 5)); /* constant-only: folded with the option */
+    cg_graph_exit(g);
+    assert_int_equal(cg_gradients(&x, 1, &x, 1, NULL, &fetch[0], NULL), CG_OK);
+    assert_int_equal(cg_gradients(&y, 1, &x, 1, NULL, &fetch[1], NULL), CG_OK);
+    assert_true(cg_tensor_is_symbolic(fetch[0]) && cg_tensor_is_symbolic(fetch[1]));
+    cg_feed feed = {x, cgt_f64(1, (int64_t[]){2}, (double[]){3, 4})};
+    cg_tensor *first[3], *second[3];
+    assert_int_equal(cg_graph_run(g, &feed, 1, fetch, 3, first), CG_OK);
+    for (int k = 0; k < 3; k++) ((double *)cg_tensor_data(first[k]))[0] = 42;
+    assert_int_equal(cg_graph_run(g, &feed, 1, fetch, 3, second), CG_OK);
+    assert_tensor(second[0], CG_F64, 1, ((int64_t[]){2}), ((double[]){1, 1}), 0);
+    assert_tensor(second[1], CG_F64, 1, ((int64_t[]){2}), ((double[]){2, 2}), 0);
+    assert_tensor(second[2], CG_F64, 0, NULL, ((double[]){-5}), 0);
+    cg_graph_free(g);
+  }
 }
 
 /* An MLP training step in a graph: the plan frees intermediates after their last reader. */
@@ -603,6 +655,8 @@ int main(void)
       cgt_test(cse_and_folding_keep_results),
       cgt_test(feeding_an_intermediate_tensor),
       cgt_test(gradient_runs_without_the_target_value),
+      cgt_test(gradient_of_a_shape_inferred_from_trials),
+      cgt_test(fetched_gradients_are_fresh),
       cgt_test(memory_plan_on_an_mlp_step),
       cgt_test(variables_are_read_at_run_time),
       cgt_test(traced_function_matches_eager),

@@ -538,13 +538,15 @@ static void prefetch_inputs(const cg_node *n)
   }
 }
 
-/* The default seed: a constant when the target's shape is known, so that a graph's plan need
-   not compute the target, whose value no gradient reads (an HVP's <g, v>); OnesLike when a
-   dim is known only at run time. */
+/* The default seed, ones of the target's shape. Where that shape is known it does not read
+   the target, so a graph's plan need not compute it (an HVP's <g, v>): new ones eagerly, a
+   1 broadcast in a graph (a node: each run hands out its own gradients, and the file keeps a
+   scalar). OnesLike when a dim is known only at run time. */
 static cg_tensor *ones_seed(cg_tensor *target)
 {
-  return cg__shape_known(target) ? cg_ones(target->dtype, target->ndim, target->shape)
-                                 : cg_ones_like(target);
+  if (!cg__shape_known(target)) return cg_ones_like(target);
+  if (!cg__tls()->graph) return cg_ones(target->dtype, target->ndim, target->shape);
+  return cg_broadcast_to(cg_scalar(target->dtype, 1), target->ndim, target->shape);
 }
 
 static cg_status check_args(const char *fn, cg_tensor *target, cg_tensor *const *sources, int n,

@@ -182,11 +182,14 @@ cg_tensor *cg__sum_like(cg_tensor *x, cg_tensor *like);
  * only the shape is read; BroadcastLike / ReshapeLike when a dim is known only at run time
  * (src/ops/shape_like.c). */
 cg_tensor *cg__broadcast_as(cg_tensor *x, cg_tensor *like);
-static inline bool cg__shape_known(const cg_tensor *t) /* no dim is -1 (always, eagerly) */
+/* t's shape is the one it will have when run: no dim is -1 and none was inferred from trial
+   sizes (always, eagerly). */
+static inline bool cg__shape_known(const cg_tensor *t)
 {
-  for (int d = 0; t && d < t->ndim; d++)
+  if (!t || t->shape_guessed) return false;
+  for (int d = 0; d < t->ndim; d++)
     if (t->shape[d] < 0) return false;
-  return t != NULL;
+  return true;
 }
 cg_tensor *cg__reshape_as(cg_tensor *x, cg_tensor *like);
 

@@ -40,6 +40,8 @@ struct cg_tensor {
   int out_index;
   bool has_hook;            /* gradient hooks are registered for it (hooks.c); beside name,
                                which cg_release reads too */
+  bool shape_guessed;       /* graph mode: inferred from trial sizes of an unknown dim (or from
+                               such a tensor), so a dim that looks known may differ when run */
   char *name;               /* placeholders: the name errors use             */
 };
 

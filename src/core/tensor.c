@@ -190,6 +190,7 @@ static cg_tensor *init_header(cg_tensor *t, cg_dtype d, int ndim, const int64_t 
   t->out_index = 0;
   t->name = NULL;
   t->has_hook = false;
+  t->shape_guessed = false;
   t->walk_slot = 0;
   return t;
 }

@@ -201,12 +201,15 @@ cg_status cg__graph_add_node(cg_graph *g, const cg_node *proto, const cg_output_
     g->cap_nodes = cap;
   }
   cg_node tmp = *proto;
+  bool guessed = false; /* (cg__infer_symbolic tried sizes for an unknown dim) */
+  for (int i = 0; i < tmp.n_in; i++) guessed |= tmp.in[i]->shape_guessed || !cg__shape_known(tmp.in[i]);
   for (int o = 0; o < tmp.n_out; o++) {
     tmp.out[o] = cg__tensor_symbolic(g, meta[o].dtype, meta[o].ndim, meta[o].shape);
     if (!tmp.out[o]) {
       for (int k = 0; k < o; k++) cg_release(tmp.out[k]);
       return cg_set_error(CG_ENOMEM, "%s: out of memory adding a graph node", proto->type);
     }
+    tmp.out[o]->shape_guessed = guessed;
   }
   cg_node *n = cg__node_copy(&tmp);
   if (n && !n->custom && !(n->def->flags & CG_OP_NOT_DIFFERENTIABLE)) {

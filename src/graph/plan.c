@@ -603,18 +603,16 @@ cg_status cg__plan_execute(cg_plan *p, const cg_feed *feeds, int n_feeds, cg_ten
   for (int i = 0; i < p->n_fetches; i++) out[i] = NULL;
   for (int i = 0; i < p->n_fetches && st == CG_OK; i++) {
     slot *sl = &p->slots[p->fetch_slot[i]];
-    if (sl->constant) {
-      out[i] = cg_retain(sl->t);
-      continue;
-    }
     if (sl->fresh) { /* (a second fetch of it is a copy) */
       out[i] = sl->fresh;
       sl->fresh = NULL;
       continue;
     }
+    /* a copy, constants included: a caller may write into what a run hands out */
+    size_t bytes = sl->constant ? (size_t)sl->t->size * cg_dtype_size(sl->t->dtype) : sl->nbytes;
     out[i] = cg__tensor_new(sl->t->dtype, sl->t->ndim, sl->t->shape);
     if (!out[i]) st = cg_last_status();
-    else memcpy(out[i]->data, sl->t->data, sl->nbytes);
+    else if (bytes) memcpy(out[i]->data, sl->t->data, bytes);
   }
   if (st != CG_OK)
     for (int i = 0; i < p->n_fetches; i++) {

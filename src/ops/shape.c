@@ -910,7 +910,7 @@ static cg_status tile_grad(const cg_node *op, cg_tensor *const *dy, cg_tensor **
   if (s != CG_OK) return s;
   /* An empty y: nothing reached x, and the views below could overflow (shape [0, 3, 2^62]). */
   if (product(shape, 0, x->ndim) == 0) {
-    dx[0] = cg_zeros_like(cg_node_input(op, 0));
+    dx[0] = cg__broadcast_as(cg_scalar(x->dtype, 0), cg_node_input(op, 0));
     return cg_status_of(dx[0]);
   }
   cg_tensor *g = dy[0];
