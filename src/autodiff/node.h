@@ -182,6 +182,7 @@ cg_tensor *cg__sum_like(cg_tensor *x, cg_tensor *like);
  * only the shape is read; BroadcastLike / ReshapeLike when a dim is known only at run time
  * (src/ops/shape_like.c). */
 cg_tensor *cg__broadcast_as(cg_tensor *x, cg_tensor *like);
+cg_tensor *cg__reshape_as(cg_tensor *x, cg_tensor *like);
 /* t's shape is the one it will have when run: no dim is -1 and none was inferred from trial
    sizes (always, eagerly). */
 static inline bool cg__shape_known(const cg_tensor *t)
@@ -191,6 +192,5 @@ static inline bool cg__shape_known(const cg_tensor *t)
     if (t->shape[d] < 0) return false;
   return true;
 }
-cg_tensor *cg__reshape_as(cg_tensor *x, cg_tensor *like);
 
 #endif

@@ -202,7 +202,7 @@ cg_status cg__graph_add_node(cg_graph *g, const cg_node *proto, const cg_output_
   }
   cg_node tmp = *proto;
   bool guessed = false; /* (cg__infer_symbolic tried sizes for an unknown dim) */
-  for (int i = 0; i < tmp.n_in; i++) guessed |= tmp.in[i]->shape_guessed || !cg__shape_known(tmp.in[i]);
+  for (int i = 0; i < tmp.n_in; i++) guessed |= !cg__shape_known(tmp.in[i]);
   for (int o = 0; o < tmp.n_out; o++) {
     tmp.out[o] = cg__tensor_symbolic(g, meta[o].dtype, meta[o].ndim, meta[o].shape);
     if (!tmp.out[o]) {
