@@ -14,7 +14,8 @@ grep -q '^w1.64x64.traced ' <<<"$out"
 # W4 (where the data set is installed): its traced product must agree with the eager one
 if [ -d /usr/share/datasets/fashion-mnist ]; then
   out=$("$1/cgrad" bench w4 --quick)
-  grep -q '^w4.hvp_ms ' <<<"$out" && grep -q '^w4.hvp_traced_ms ' <<<"$out"
+  grep -q '^w4.hvp_ms ' <<<"$out"
+  grep -q '^w4.hvp_traced_ms ' <<<"$out"
 fi
 "$1/cgrad" bench --help | grep -q 'usage: cgrad bench'
 set +e

@@ -609,10 +609,10 @@ cg_status cg__plan_execute(cg_plan *p, const cg_feed *feeds, int n_feeds, cg_ten
       continue;
     }
     /* a copy, constants included: a caller may write into what a run hands out */
-    size_t bytes = sl->constant ? (size_t)sl->t->size * cg_dtype_size(sl->t->dtype) : sl->nbytes;
     out[i] = cg__tensor_new(sl->t->dtype, sl->t->ndim, sl->t->shape);
     if (!out[i]) st = cg_last_status();
-    else if (bytes) memcpy(out[i]->data, sl->t->data, bytes);
+    else if (out[i]->size)
+      memcpy(out[i]->data, sl->t->data, (size_t)out[i]->size * cg_dtype_size(out[i]->dtype));
   }
   if (st != CG_OK)
     for (int i = 0; i < p->n_fetches; i++) {
